@@ -1,0 +1,6 @@
+//! One module per `crucible` subcommand.
+
+pub mod bench;
+pub mod serve;
+pub mod token;
+pub mod up;

@@ -1,0 +1,44 @@
+//! `crucible`: the one binary that runs the server, workers, generation, verification and benchmarks.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Top-level command line.
+#[derive(Parser)]
+#[command(name = "crucible", version, about = "Train and evaluate reasoning LLMs the MiMo way")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start everything needed to use Crucible locally (today: the server, with Postgres found or started).
+    Up(cmd::up::Args),
+    /// Run the REST server.
+    Serve(cmd::serve::Args),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(cmd::token::Command),
+    /// Measure Crucible against its peers.
+    #[command(subcommand)]
+    Bench(cmd::bench::Command),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up(args) => cmd::up::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Token(c) => cmd::token::run(c),
+        Command::Bench(c) => cmd::bench::run(c),
+    }
+}

@@ -1,0 +1,1 @@
+//! The worker side of Crucible: model, engine, rewards, evals and RL (see ARCHITECTURE.md).

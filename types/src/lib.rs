@@ -1,0 +1,1 @@
+//! Wire and domain types shared by every Crucible crate.
