@@ -1,1 +1,54 @@
-//! Crucible server.
+//! Crucible's server: the `/api/v1` REST API (with its OpenAPI document), the MLflow-compatible
+//! subset, live updates over SSE, all over Postgres through sqlx. It never compiles candle: workers
+//! talk to it over HTTP.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod live;
+pub mod routes;
+pub mod state;
+pub mod store;
+
+use axum::Router;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use state::AppState;
+use std::time::Duration;
+use tower_http::trace::TraceLayer;
+
+/// The schema, applied at start-up and by `#[sqlx::test]`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// The whole HTTP application; `main` and the tests build it the same way.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .nest("/api/v1", routes::api_v1())
+        .nest("/api/2.0/mlflow", routes::mlflow::router())
+        // MLflow's client also uses the ajax-api prefix for a few calls.
+        .nest("/ajax-api/2.0/mlflow", routes::mlflow::router())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// State for `pool`, with the live-update listener started.
+pub fn state(pool: PgPool) -> AppState {
+    let live = live::spawn_listener(pool.clone());
+    AppState { pool, live }
+}
+
+/// Connects to Postgres and brings the schema up to date.
+pub async fn connect(database_url: &str) -> Result<PgPool, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(database_url)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Serves the application on `listener` until the process is stopped.
+pub async fn serve(listener: tokio::net::TcpListener, pool: PgPool) -> std::io::Result<()> {
+    axum::serve(listener, app(state(pool))).await
+}

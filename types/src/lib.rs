@@ -1,1 +1,15 @@
 //! Wire and domain types shared by every Crucible crate.
+//!
+//! This crate is the contract between the server, the workers, the CLI and the browser app, so it
+//! depends on nothing heavier than serde and compiles to wasm32. The `openapi` feature adds utoipa
+//! schemas for the server's OpenAPI document.
+
+pub mod dataset;
+pub mod error;
+pub mod model;
+pub mod tracking;
+
+pub use dataset::*;
+pub use error::*;
+pub use model::*;
+pub use tracking::*;

@@ -1,10 +1,17 @@
 //! `crucible bench …`: benchmarks that print their figures as a JSON last line.
 
+use crate::cmd::bench_tracking;
+
 /// Benchmark subcommands.
 #[derive(clap::Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Log 100,000 points as 100 batches of 1000 over loopback, read them back, report server RSS.
+    Tracking(bench_tracking::Args),
+}
 
 /// Runs the chosen benchmark.
 pub fn run(c: Command) -> anyhow::Result<()> {
-    match c {}
+    match c {
+        Command::Tracking(args) => bench_tracking::run(args),
+    }
 }

@@ -1,0 +1,89 @@
+//! The one error type of the HTTP layer: every handler returns it, and only `IntoResponse` picks
+//! status codes. Internal errors are logged with their cause and reach the client as a plain 500.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use crucible_types::{ApiError, ApiErrorBody};
+
+/// `Result` for handlers and store functions.
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad input; names the field so the client can fix it.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// The thing does not exist (or is not visible to the caller).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// No token, or an unknown/revoked one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token of another team.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The write contradicts stored state (e.g. changing a logged param).
+    #[error("{message}")]
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
+    /// A database failure: logged, never shown.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl AppError {
+    /// Shorthand for the most common error.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status and stable code the client sees.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            AppError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            AppError::Db(sqlx::Error::RowNotFound) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The body the client sees; internal details stay in the log.
+    pub fn body(&self) -> ApiErrorBody {
+        let (status, code) = self.status_and_code();
+        let field = match self {
+            AppError::Invalid { field, .. } => Some(field.clone()),
+            AppError::Conflict { field, .. } => field.clone(),
+            _ => None,
+        };
+        let message = if status.is_server_error() {
+            "internal server error".to_string()
+        } else {
+            self.to_string()
+        };
+        ApiErrorBody {
+            code: code.to_string(),
+            message,
+            field,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        (status, Json(ApiError { error: self.body() })).into_response()
+    }
+}

@@ -1,0 +1,55 @@
+//! Live updates through Postgres LISTEN/NOTIFY, so every server replica sees every write.
+//! Writers notify inside their transaction (delivered only on commit); one listener task per
+//! server fans events out to SSE subscribers.
+
+use crate::error::Result;
+use crucible_types::LiveEvent;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// The Postgres channel Crucible's events travel on.
+pub const CHANNEL: &str = "crucible_events";
+
+/// Queues `event` for delivery when the surrounding transaction commits.
+pub async fn notify(conn: &mut PgConnection, event: &LiveEvent) -> Result<()> {
+    let payload = serde_json::to_string(event).unwrap_or_default();
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Buffer of the in-process fan-out; a subscriber that falls this far behind skips ahead.
+const FANOUT_CAPACITY: usize = 1024;
+
+/// Starts the listener task and returns the sender that SSE handlers subscribe to.
+pub fn spawn_listener(pool: PgPool) -> broadcast::Sender<LiveEvent> {
+    let (tx, _) = broadcast::channel(FANOUT_CAPACITY);
+    let sender = tx.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = listen(&pool, &sender).await {
+                tracing::warn!(error = %e, "live-update listener lost its connection; reconnecting");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    tx
+}
+
+async fn listen(pool: &PgPool, sender: &broadcast::Sender<LiveEvent>) -> Result<()> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    loop {
+        let n = listener.recv().await?;
+        match serde_json::from_str::<LiveEvent>(n.payload()) {
+            // No subscribers is fine: the event is simply not needed.
+            Ok(event) => drop(sender.send(event)),
+            Err(e) => tracing::warn!(error = %e, "ignoring malformed live event"),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! `/api/v1/datasets`: JSONL import, listing and row previews.
+
+use crate::auth::AuthTeam;
+use crate::error::{AppError, Result};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::routes::projects::TeamFilter;
+use crate::state::AppState;
+use crate::store::datasets;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crucible_types::{ApiError, Dataset, DatasetRows, ImportDatasetQuery, ImportDatasetResult};
+use uuid::Uuid;
+
+/// Largest JSONL import.
+const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/datasets", get(list))
+        .route(
+            "/datasets/import",
+            post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+        .route("/datasets/{id}", get(show))
+        .route("/datasets/{id}/rows", get(rows))
+}
+
+/// Imports a JSONL body as a new version of the named dataset (or returns the identical existing one).
+#[utoipa::path(post, path = "/api/v1/datasets/import", params(ImportDatasetQuery),
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses((status = 201, body = ImportDatasetResult), (status = 200, body = ImportDatasetResult),
+              (status = 422, body = ApiError)), security(("bearer" = [])))]
+pub async fn import(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiQuery(q): ApiQuery<ImportDatasetQuery>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ImportDatasetResult>)> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| AppError::invalid("body", format!("not UTF-8: {e}")))?;
+    let rows = datasets::parse_jsonl(q.kind, text)?;
+    let mut tx = s.pool.begin().await?;
+    let result = datasets::import(
+        &mut tx,
+        auth.team_id,
+        &q.name,
+        q.kind,
+        q.source.as_deref(),
+        &rows,
+    )
+    .await?;
+    tx.commit().await?;
+    let status = if result.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(result)))
+}
+
+/// Lists dataset versions.
+#[utoipa::path(get, path = "/api/v1/datasets", params(TeamFilter), responses((status = 200, body = Vec<Dataset>)))]
+pub async fn list(
+    State(s): State<AppState>,
+    ApiQuery(f): ApiQuery<TeamFilter>,
+) -> Result<Json<Vec<Dataset>>> {
+    Ok(Json(datasets::list(&s.pool, f.team_id).await?))
+}
+
+/// One dataset version.
+#[utoipa::path(get, path = "/api/v1/datasets/{id}", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Dataset), (status = 404, body = ApiError)))]
+pub async fn show(State(s): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Dataset>> {
+    Ok(Json(datasets::get(&s.pool, id).await?))
+}
+
+/// A window of rows.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RowsQuery {
+    /// First row (default 0).
+    pub offset: Option<i64>,
+    /// Rows to return, 1–1000 (default 20).
+    pub limit: Option<i64>,
+}
+
+/// Rows for a preview.
+#[utoipa::path(get, path = "/api/v1/datasets/{id}/rows", params(("id" = Uuid, Path), RowsQuery),
+    responses((status = 200, body = DatasetRows), (status = 404, body = ApiError)))]
+pub async fn rows(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<RowsQuery>,
+) -> Result<Json<DatasetRows>> {
+    Ok(Json(
+        datasets::rows(&s.pool, id, q.offset.unwrap_or(0), q.limit.unwrap_or(20)).await?,
+    ))
+}

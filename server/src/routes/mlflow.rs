@@ -1,0 +1,885 @@
+//! `/api/2.0/mlflow`: the part of MLflow's REST API its Python client uses to log runs, so existing
+//! training scripts report to Crucible by setting `MLFLOW_TRACKING_URI` (and `MLFLOW_TRACKING_TOKEN`).
+//! Experiments map to projects, MLflow statuses to run statuses; everything lands in `/api/v1`.
+
+use crate::auth::AuthTeam;
+use crate::error::AppError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::routes::owned_run;
+use crate::routes::runs::announce;
+use crate::state::AppState;
+use crate::store::{metrics, projects, runs};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, TimeZone, Utc};
+use crucible_types::{CreateRun, MetricPoint, Project, Run, RunKind, RunStatus, StringMap};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// MLflow's id of the experiment a client uses when none is set; it maps to the team's `Default` project.
+const DEFAULT_EXPERIMENT_ID: &str = "0";
+const DEFAULT_EXPERIMENT_NAME: &str = "Default";
+/// MLflow keeps the run name in this tag as well as in `run_name`.
+const RUN_NAME_TAG: &str = "mlflow.runName";
+/// Largest `max_results` of runs/search, as in MLflow.
+const MAX_SEARCH_RESULTS: usize = 50_000;
+
+/// Routes of this module, mounted under `/api/2.0/mlflow`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/experiments/create", post(create_experiment))
+        .route("/experiments/get-by-name", get(get_experiment_by_name))
+        .route("/experiments/get", get(get_experiment))
+        .route("/runs/create", post(create_run))
+        .route("/runs/update", post(update_run))
+        .route("/runs/get", get(get_run))
+        .route("/runs/search", post(search_runs))
+        .route("/runs/log-batch", post(log_batch))
+        .route("/runs/log-metric", post(log_metric))
+        .route("/runs/log-parameter", post(log_param))
+        .route("/runs/set-tag", post(set_tag))
+        .route("/metrics/get-history", get(get_history))
+}
+
+/// MLflow's error body: `{"error_code": …, "message": …}` with MLflow's codes.
+pub struct MlflowError(AppError);
+
+impl<E: Into<AppError>> From<E> for MlflowError {
+    fn from(e: E) -> Self {
+        MlflowError(e.into())
+    }
+}
+
+impl IntoResponse for MlflowError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.0.status_and_code();
+        let code = match &self.0 {
+            AppError::Invalid { .. } => "INVALID_PARAMETER_VALUE",
+            AppError::NotFound(_) | AppError::Db(sqlx::Error::RowNotFound) => {
+                "RESOURCE_DOES_NOT_EXIST"
+            }
+            AppError::Unauthorized(_) => "UNAUTHENTICATED",
+            AppError::Forbidden(_) => "PERMISSION_DENIED",
+            AppError::Conflict { .. } => "RESOURCE_ALREADY_EXISTS",
+            AppError::Db(_) => "INTERNAL_ERROR",
+        };
+        let status = if status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY
+        {
+            StatusCode::BAD_REQUEST
+        } else {
+            status
+        };
+        let body = self.0.body();
+        (
+            status,
+            Json(json!({ "error_code": code, "message": body.message })),
+        )
+            .into_response()
+    }
+}
+
+type MlResult<T> = Result<T, MlflowError>;
+
+fn status_to_mlflow(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Queued => "SCHEDULED",
+        RunStatus::Running => "RUNNING",
+        RunStatus::Finished => "FINISHED",
+        RunStatus::Failed => "FAILED",
+        RunStatus::Killed => "KILLED",
+    }
+}
+
+fn status_from_mlflow(s: &str) -> Result<RunStatus, AppError> {
+    Ok(match s {
+        "SCHEDULED" => RunStatus::Queued,
+        "RUNNING" => RunStatus::Running,
+        "FINISHED" => RunStatus::Finished,
+        "FAILED" => RunStatus::Failed,
+        "KILLED" => RunStatus::Killed,
+        other => {
+            return Err(AppError::invalid(
+                "status",
+                format!("unknown MLflow run status {other:?}"),
+            ));
+        }
+    })
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn experiment_json(p: &Project) -> Value {
+    json!({
+        "experiment_id": p.id.to_string(),
+        "name": p.name,
+        "artifact_location": format!("crucible:/projects/{}", p.id),
+        "lifecycle_stage": "active",
+        "creation_time": ms(p.created_at),
+        "last_update_time": ms(p.created_at),
+        "tags": [],
+    })
+}
+
+fn kv_list(map: &StringMap) -> Vec<Value> {
+    map.iter()
+        .map(|(k, v)| json!({ "key": k, "value": v }))
+        .collect()
+}
+
+fn run_info_json(r: &Run) -> Value {
+    json!({
+        "run_id": r.id.to_string(),
+        "run_uuid": r.id.to_string(),
+        "run_name": r.name,
+        "experiment_id": r.project_id.to_string(),
+        "user_id": "",
+        "status": status_to_mlflow(r.status),
+        "start_time": ms(r.started_at.unwrap_or(r.created_at)),
+        "end_time": r.finished_at.map(ms),
+        "artifact_uri": format!("crucible:/runs/{}/artifacts", r.id),
+        "lifecycle_stage": "active",
+    })
+}
+
+fn run_json(r: &Run, latest: &[LatestMetric]) -> Value {
+    let mut tags = r.tags.clone();
+    tags.entry(RUN_NAME_TAG.to_string())
+        .or_insert_with(|| r.name.clone());
+    let metrics: Vec<Value> = latest
+        .iter()
+        .map(|m| json!({ "key": m.key, "value": m.value, "timestamp": m.timestamp_ms, "step": m.step }))
+        .collect();
+    json!({
+        "info": run_info_json(r),
+        "data": { "metrics": metrics, "params": kv_list(&r.params), "tags": kv_list(&tags) },
+    })
+}
+
+/// Resolves an MLflow experiment id in the caller's team.
+async fn experiment(
+    conn: &mut PgConnection,
+    auth: &AuthTeam,
+    id: &str,
+) -> Result<Project, AppError> {
+    if id == DEFAULT_EXPERIMENT_ID {
+        if let Some(p) = projects::find_by_name(conn, auth.team_id, DEFAULT_EXPERIMENT_NAME).await?
+        {
+            return Ok(p);
+        }
+        return projects::create(
+            conn,
+            auth.team_id,
+            DEFAULT_EXPERIMENT_NAME,
+            "MLflow's default experiment",
+        )
+        .await;
+    }
+    let uuid = Uuid::parse_str(id).map_err(|_| AppError::NotFound(format!("experiment {id:?}")))?;
+    let project = projects::get(conn, uuid).await?;
+    auth.check_owner(project.team_id, "experiment")?;
+    Ok(project)
+}
+
+fn parse_run_id(id: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id).map_err(|_| AppError::NotFound(format!("run {id:?}")))
+}
+
+#[derive(Deserialize)]
+struct CreateExperiment {
+    name: String,
+}
+
+async fn create_experiment(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiJson(req): ApiJson<CreateExperiment>,
+) -> MlResult<Json<Value>> {
+    let mut tx = s.pool.begin().await?;
+    let p = projects::create(&mut tx, auth.team_id, &req.name, "").await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "experiment_id": p.id.to_string() })))
+}
+
+#[derive(Deserialize)]
+struct ByName {
+    experiment_name: String,
+}
+
+async fn get_experiment_by_name(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiQuery(q): ApiQuery<ByName>,
+) -> MlResult<Json<Value>> {
+    let mut conn = s.pool.acquire().await?;
+    let p = projects::find_by_name(&mut conn, auth.team_id, &q.experiment_name)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("experiment named {:?}", q.experiment_name)))?;
+    Ok(Json(json!({ "experiment": experiment_json(&p) })))
+}
+
+#[derive(Deserialize)]
+struct ById {
+    experiment_id: String,
+}
+
+async fn get_experiment(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiQuery(q): ApiQuery<ById>,
+) -> MlResult<Json<Value>> {
+    let mut tx = s.pool.begin().await?;
+    let p = experiment(&mut tx, &auth, &q.experiment_id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "experiment": experiment_json(&p) })))
+}
+
+#[derive(Deserialize)]
+struct KeyValue {
+    key: String,
+    value: String,
+}
+
+fn to_map(kvs: Vec<KeyValue>) -> StringMap {
+    kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()
+}
+
+#[derive(Deserialize)]
+struct CreateRunReq {
+    #[serde(default)]
+    experiment_id: Option<String>,
+    #[serde(default)]
+    run_name: Option<String>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+async fn create_run(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiJson(req): ApiJson<CreateRunReq>,
+) -> MlResult<Json<Value>> {
+    let mut tx = s.pool.begin().await?;
+    let project = experiment(
+        &mut tx,
+        &auth,
+        req.experiment_id
+            .as_deref()
+            .unwrap_or(DEFAULT_EXPERIMENT_ID),
+    )
+    .await?;
+    let mut tags = to_map(req.tags);
+    let name = req
+        .run_name
+        .filter(|n| !n.is_empty())
+        .or_else(|| tags.remove(RUN_NAME_TAG));
+    tags.remove(RUN_NAME_TAG);
+    let run = runs::create(
+        &mut tx,
+        &CreateRun {
+            project_id: project.id,
+            name,
+            kind: Some(RunKind::External),
+            status: Some(RunStatus::Running),
+            tags,
+            ..CreateRun::default()
+        },
+    )
+    .await?;
+    announce(&mut tx, &run).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "run": run_json(&run, &[]) })))
+}
+
+#[derive(Deserialize)]
+struct UpdateRunReq {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    run_name: Option<String>,
+}
+
+/// MLflow clients send the run id as `run_id` (new) or `run_uuid` (old).
+fn either_id(run_id: Option<String>, run_uuid: Option<String>) -> Result<Uuid, AppError> {
+    let id = run_id
+        .or(run_uuid)
+        .ok_or_else(|| AppError::invalid("run_id", "missing run_id"))?;
+    parse_run_id(&id)
+}
+
+async fn update_run(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiJson(req): ApiJson<UpdateRunReq>,
+) -> MlResult<Json<Value>> {
+    let id = either_id(req.run_id, req.run_uuid)?;
+    let status = req.status.as_deref().map(status_from_mlflow).transpose()?;
+    let mut tx = s.pool.begin().await?;
+    let owned = owned_run(&mut tx, &auth, id).await?;
+    let run = runs::update(
+        &mut tx,
+        &owned.run,
+        status,
+        req.run_name.as_deref().filter(|n| !n.is_empty()),
+    )
+    .await?;
+    announce(&mut tx, &run).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "run_info": run_info_json(&run) })))
+}
+
+#[derive(Deserialize)]
+struct RunIdQuery {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+}
+
+async fn get_run(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiQuery(q): ApiQuery<RunIdQuery>,
+) -> MlResult<Json<Value>> {
+    let id = either_id(q.run_id, q.run_uuid)?;
+    let mut conn = s.pool.acquire().await?;
+    let owned = owned_run(&mut conn, &auth, id).await?;
+    let latest = latest_metrics(&s.pool, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    Ok(Json(json!({ "run": run_json(&owned.run, &latest) })))
+}
+
+/// A run's latest value of one metric, as MLflow's `Run.data.metrics` carries.
+#[derive(Clone)]
+struct LatestMetric {
+    key: String,
+    value: f64,
+    timestamp_ms: i64,
+    step: i64,
+}
+
+async fn latest_metrics(
+    pool: &sqlx::PgPool,
+    run_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<LatestMetric>>, AppError> {
+    let rows: Vec<(Uuid, String, f64, DateTime<Utc>, i64)> = sqlx::query_as(
+        "SELECT DISTINCT ON (s.id) s.run_id, s.key, p.value, p.wall_time, p.step
+         FROM metric_series s JOIN metric_points p ON p.series_id = s.id
+         WHERE s.run_id = ANY($1) ORDER BY s.id, p.step DESC",
+    )
+    .bind(run_ids)
+    .fetch_all(pool)
+    .await?;
+    let mut out: HashMap<Uuid, Vec<LatestMetric>> = HashMap::new();
+    for (run, key, value, t, step) in rows {
+        out.entry(run).or_default().push(LatestMetric {
+            key,
+            value,
+            timestamp_ms: ms(t),
+            step,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct SearchReq {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    max_results: Option<usize>,
+    #[serde(default)]
+    order_by: Vec<String>,
+    #[serde(default)]
+    page_token: Option<String>,
+}
+
+/// One `entity.key op value` clause of an MLflow search filter.
+#[derive(Debug, PartialEq)]
+struct Clause {
+    entity: Entity,
+    key: String,
+    op: String,
+    value: String,
+}
+
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Entity {
+    Param,
+    Tag,
+    Attribute,
+    Metric,
+}
+
+/// Parses the basic filter grammar: clauses joined by `AND`, each `entity.key op value`,
+/// with `op` one of `= != > >= < <= LIKE` and string values in single or double quotes.
+fn parse_filter(filter: &str) -> Result<Vec<Clause>, AppError> {
+    let bad = |m: String| AppError::invalid("filter", m);
+    let mut clauses = Vec::new();
+    for part in split_and(filter) {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let op_pos = ["!=", ">=", "<=", "=", ">", "<", " LIKE ", " like "]
+            .iter()
+            .filter_map(|op| part.find(op).map(|i| (i, *op)))
+            .min_by_key(|(i, op)| (*i, usize::MAX - op.len()))
+            .ok_or_else(|| bad(format!("no comparison operator in {part:?}")))?;
+        let (lhs, rhs) = (
+            part[..op_pos.0].trim(),
+            part[op_pos.0 + op_pos.1.len()..].trim(),
+        );
+        let (entity, key) = lhs
+            .split_once('.')
+            .ok_or_else(|| bad(format!("{lhs:?} must be entity.key")))?;
+        let entity = match entity.to_ascii_lowercase().as_str() {
+            "params" | "param" => Entity::Param,
+            "tags" | "tag" => Entity::Tag,
+            "attributes" | "attribute" | "attr" | "run" => Entity::Attribute,
+            "metrics" | "metric" => Entity::Metric,
+            other => return Err(bad(format!("unknown entity {other:?}"))),
+        };
+        let key = key.trim_matches(|c| c == '`' || c == '"').to_string();
+        let value = rhs.trim_matches(|c| c == '\'' || c == '"').to_string();
+        clauses.push(Clause {
+            entity,
+            key,
+            op: op_pos.1.trim().to_ascii_uppercase(),
+            value,
+        });
+    }
+    Ok(clauses)
+}
+
+/// Splits on ` AND ` outside quotes.
+fn split_and(filter: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut quote: Option<char> = None;
+    let chars: Vec<char> = filter.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+        } else if c == '\'' || c == '"' {
+            quote = Some(c);
+        } else if i + 5 <= chars.len() {
+            let window: String = chars[i..i + 5].iter().collect();
+            if window.eq_ignore_ascii_case(" and ") {
+                parts.push(String::new());
+                i += 5;
+                continue;
+            }
+        }
+        if let Some(last) = parts.last_mut() {
+            last.push(c);
+        }
+        i += 1;
+    }
+    parts
+}
+
+fn compare(actual: Option<&str>, op: &str, wanted: &str) -> bool {
+    let Some(actual) = actual else {
+        return op == "!=";
+    };
+    let numeric = actual.parse::<f64>().ok().zip(wanted.parse::<f64>().ok());
+    let ord = match numeric {
+        Some((a, w)) => a.partial_cmp(&w),
+        None => Some(actual.cmp(wanted)),
+    };
+    match op {
+        "=" => actual == wanted || ord == Some(std::cmp::Ordering::Equal),
+        "!=" => actual != wanted && ord != Some(std::cmp::Ordering::Equal),
+        ">" => ord == Some(std::cmp::Ordering::Greater),
+        ">=" => matches!(
+            ord,
+            Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+        ),
+        "<" => ord == Some(std::cmp::Ordering::Less),
+        "<=" => matches!(
+            ord,
+            Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+        ),
+        "LIKE" => like(actual, wanted),
+        _ => false,
+    }
+}
+
+/// SQL LIKE with `%` (any run) and `_` (one character).
+fn like(text: &str, pattern: &str) -> bool {
+    fn go(t: &[char], p: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('%', rest)) => (0..=t.len()).any(|i| go(&t[i..], rest)),
+            Some(('_', rest)) => !t.is_empty() && go(&t[1..], rest),
+            Some((c, rest)) => t.first() == Some(c) && go(&t[1..], rest),
+        }
+    }
+    let (t, p): (Vec<char>, Vec<char>) = (text.chars().collect(), pattern.chars().collect());
+    go(&t, &p)
+}
+
+fn matches(run: &Run, latest: &[LatestMetric], clauses: &[Clause]) -> bool {
+    clauses.iter().all(|c| {
+        let actual: Option<String> = match c.entity {
+            Entity::Param => run.params.get(&c.key).cloned(),
+            Entity::Tag if c.key == RUN_NAME_TAG => Some(run.name.clone()),
+            Entity::Tag => run.tags.get(&c.key).cloned(),
+            Entity::Metric => latest
+                .iter()
+                .find(|m| m.key == c.key)
+                .map(|m| m.value.to_string()),
+            Entity::Attribute => match c.key.as_str() {
+                "status" => Some(status_to_mlflow(run.status).to_string()),
+                "run_name" => Some(run.name.clone()),
+                "run_id" => Some(run.id.to_string()),
+                "start_time" => Some(ms(run.started_at.unwrap_or(run.created_at)).to_string()),
+                _ => None,
+            },
+        };
+        compare(actual.as_deref(), &c.op, &c.value)
+    })
+}
+
+async fn search_runs(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiJson(req): ApiJson<SearchReq>,
+) -> MlResult<Json<Value>> {
+    let clauses = parse_filter(req.filter.as_deref().unwrap_or(""))?;
+    let max = req.max_results.unwrap_or(1000);
+    if !(1..=MAX_SEARCH_RESULTS).contains(&max) {
+        return Err(AppError::invalid(
+            "max_results",
+            format!("must be between 1 and {MAX_SEARCH_RESULTS}"),
+        )
+        .into());
+    }
+    let offset: usize = match &req.page_token {
+        Some(t) if !t.is_empty() => t
+            .parse()
+            .map_err(|_| AppError::invalid("page_token", "not a page token from this server"))?,
+        _ => 0,
+    };
+    let mut tx = s.pool.begin().await?;
+    let mut project_ids = Vec::new();
+    for id in &req.experiment_ids {
+        project_ids.push(experiment(&mut tx, &auth, id).await?.id);
+    }
+    tx.commit().await?;
+    let candidates: Vec<Run> = {
+        let mut all = Vec::new();
+        for pid in project_ids {
+            let filter = runs::RunFilter {
+                project_id: Some(pid),
+                limit: Some(500),
+                ..Default::default()
+            };
+            let mut page_offset = 0;
+            loop {
+                let page = runs::list(
+                    &s.pool,
+                    &runs::RunFilter {
+                        offset: Some(page_offset),
+                        ..filter.clone()
+                    },
+                )
+                .await?;
+                let n = page.runs.len() as i64;
+                all.extend(page.runs);
+                page_offset += n;
+                if n == 0 || page_offset >= page.total {
+                    break;
+                }
+            }
+        }
+        all
+    };
+    let ids: Vec<Uuid> = candidates.iter().map(|r| r.id).collect();
+    let latest = latest_metrics(&s.pool, &ids).await?;
+    let empty = Vec::new();
+    let mut hits: Vec<&Run> = candidates
+        .iter()
+        .filter(|r| matches(r, latest.get(&r.id).unwrap_or(&empty), &clauses))
+        .collect();
+    sort_runs(&mut hits, &req.order_by);
+    let page: Vec<Value> = hits
+        .iter()
+        .skip(offset)
+        .take(max)
+        .map(|r| run_json(r, latest.get(&r.id).unwrap_or(&empty)))
+        .collect();
+    let mut body = json!({ "runs": page });
+    if offset + max < hits.len() {
+        body["next_page_token"] = json!((offset + max).to_string());
+    }
+    Ok(Json(body))
+}
+
+/// Applies MLflow `order_by` (`attributes.start_time DESC`, `params.lr`, …); default newest first.
+fn sort_runs(runs: &mut [&Run], order_by: &[String]) {
+    let Some(first) = order_by.first() else {
+        runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        return;
+    };
+    let mut words = first.split_whitespace();
+    let field = words.next().unwrap_or("");
+    let descending = words.next().is_some_and(|w| w.eq_ignore_ascii_case("desc"));
+    let key = |r: &Run| -> String {
+        match field.split_once('.') {
+            Some(("params", k)) => r.params.get(k).cloned().unwrap_or_default(),
+            Some(("tags", k)) => r.tags.get(k).cloned().unwrap_or_default(),
+            _ if field.ends_with("run_name") => r.name.clone(),
+            _ => format!("{:020}", ms(r.started_at.unwrap_or(r.created_at))),
+        }
+    };
+    runs.sort_by(|a, b| {
+        let o = key(a).cmp(&key(b));
+        if descending { o.reverse() } else { o }
+    });
+}
+
+#[derive(Deserialize)]
+struct MlMetric {
+    key: String,
+    value: f64,
+    #[serde(default)]
+    timestamp: Option<i64>,
+    #[serde(default)]
+    step: Option<i64>,
+}
+
+fn to_point(m: MlMetric) -> MetricPoint {
+    MetricPoint {
+        key: m.key,
+        step: m.step.unwrap_or(0),
+        value: m.value,
+        timestamp: m
+            .timestamp
+            .and_then(|t| Utc.timestamp_millis_opt(t).single()),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogBatchReq {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    #[serde(default)]
+    metrics: Vec<MlMetric>,
+    #[serde(default)]
+    params: Vec<KeyValue>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+}
+
+/// Writes params, tags and metrics of one MLflow call in one transaction.
+async fn write_batch(
+    s: &AppState,
+    auth: &AuthTeam,
+    id: Uuid,
+    params: StringMap,
+    tags: StringMap,
+    points: Vec<MetricPoint>,
+) -> MlResult<Json<Value>> {
+    if points.len() > crucible_types::MAX_METRIC_BATCH {
+        return Err(AppError::invalid("metrics", "at most 1000 metrics per batch").into());
+    }
+    metrics::validate(&points)?;
+    let mut tx = s.pool.begin().await?;
+    let owned = owned_run(&mut tx, auth, id).await?;
+    if !params.is_empty() {
+        runs::log_params(&mut tx, &owned.run, &params).await?;
+    }
+    let mut tags = tags;
+    if let Some(name) = tags.remove(RUN_NAME_TAG) {
+        runs::update(&mut tx, &owned.run, None, Some(&name)).await?;
+    }
+    if !tags.is_empty() {
+        runs::set_tags(&mut tx, id, &tags).await?;
+    }
+    if !points.is_empty() {
+        let count = metrics::log(&mut tx, id, &points).await?;
+        let mut keys: Vec<String> = points.iter().map(|p| p.key.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        let max_step = points.iter().map(|p| p.step).max().unwrap_or(0);
+        let event = crucible_types::LiveEvent::MetricsLogged {
+            run_id: id,
+            project_id: owned.run.project_id,
+            keys,
+            max_step,
+            count,
+        };
+        crate::live::notify(&mut tx, &event).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(json!({})))
+}
+
+async fn log_batch(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiJson(req): ApiJson<LogBatchReq>,
+) -> MlResult<Json<Value>> {
+    let id = either_id(req.run_id, req.run_uuid)?;
+    let points = req.metrics.into_iter().map(to_point).collect();
+    write_batch(&s, &auth, id, to_map(req.params), to_map(req.tags), points).await
+}
+
+#[derive(Deserialize)]
+struct LogMetricReq {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    #[serde(flatten)]
+    metric: MlMetric,
+}
+
+async fn log_metric(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiJson(req): ApiJson<LogMetricReq>,
+) -> MlResult<Json<Value>> {
+    let id = either_id(req.run_id, req.run_uuid)?;
+    write_batch(
+        &s,
+        &auth,
+        id,
+        BTreeMap::new(),
+        BTreeMap::new(),
+        vec![to_point(req.metric)],
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct KeyValueReq {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    key: String,
+    value: String,
+}
+
+async fn log_param(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiJson(req): ApiJson<KeyValueReq>,
+) -> MlResult<Json<Value>> {
+    let id = either_id(req.run_id, req.run_uuid)?;
+    write_batch(
+        &s,
+        &auth,
+        id,
+        BTreeMap::from([(req.key, req.value)]),
+        BTreeMap::new(),
+        Vec::new(),
+    )
+    .await
+}
+
+async fn set_tag(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiJson(req): ApiJson<KeyValueReq>,
+) -> MlResult<Json<Value>> {
+    let id = either_id(req.run_id, req.run_uuid)?;
+    write_batch(
+        &s,
+        &auth,
+        id,
+        BTreeMap::new(),
+        BTreeMap::from([(req.key, req.value)]),
+        Vec::new(),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    metric_key: String,
+}
+
+async fn get_history(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> MlResult<Json<Value>> {
+    let id = either_id(q.run_id, q.run_uuid)?;
+    let mut conn = s.pool.acquire().await?;
+    owned_run(&mut conn, &auth, id).await?;
+    let h = match metrics::history(&s.pool, id, &q.metric_key).await {
+        Ok(h) => h,
+        // MLflow answers an unknown key with an empty history.
+        Err(AppError::NotFound(_)) => return Ok(Json(json!({ "metrics": [] }))),
+        Err(e) => return Err(e.into()),
+    };
+    let points: Vec<Value> = (0..h.steps.len())
+        .map(|i| json!({ "key": h.key, "value": h.values[i], "timestamp": h.timestamps_ms[i], "step": h.steps[i] }))
+        .collect();
+    Ok(Json(json!({ "metrics": points })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_into_clauses() {
+        let c =
+            parse_filter("params.lr = '0.1' and tags.team != \"a and b\" AND metrics.acc >= 0.5")
+                .unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(
+            c[0],
+            Clause {
+                entity: Entity::Param,
+                key: "lr".into(),
+                op: "=".into(),
+                value: "0.1".into()
+            }
+        );
+        assert_eq!(c[1].value, "a and b");
+        assert_eq!((c[2].entity, c[2].op.as_str()), (Entity::Metric, ">="));
+        assert!(parse_filter("lr = 1").is_err());
+        assert!(parse_filter("foo.lr = 1").is_err());
+        assert!(parse_filter("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn comparisons_are_numeric_when_both_sides_are_numbers() {
+        assert!(compare(Some("0.10"), "=", "0.1"));
+        assert!(compare(Some("10"), ">", "9"));
+        assert!(!compare(Some("10"), "<", "9"));
+        assert!(compare(Some("abc"), "LIKE", "a%"));
+        assert!(compare(None, "!=", "x"));
+        assert!(!compare(None, "=", "x"));
+    }
+}

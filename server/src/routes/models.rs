@@ -1,0 +1,52 @@
+//! `/api/v1/models`: register and list models.
+
+use crate::auth::AuthTeam;
+use crate::error::Result;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::projects::TeamFilter;
+use crate::state::AppState;
+use crate::store::models;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use crucible_types::{ApiError, Model, RegisterModel};
+use uuid::Uuid;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/models", get(list).post(register))
+        .route("/models/{id}", get(show))
+}
+
+/// Registers a local HF folder, a checkpoint or an OpenAI-compatible endpoint.
+#[utoipa::path(post, path = "/api/v1/models", request_body = RegisterModel,
+    responses((status = 201, body = Model), (status = 409, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+pub async fn register(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiJson(req): ApiJson<RegisterModel>,
+) -> Result<(StatusCode, Json<Model>)> {
+    let mut tx = s.pool.begin().await?;
+    let m = models::register(&mut tx, auth.team_id, &req).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(m)))
+}
+
+/// Lists models, newest first.
+#[utoipa::path(get, path = "/api/v1/models", params(TeamFilter), responses((status = 200, body = Vec<Model>)))]
+pub async fn list(
+    State(s): State<AppState>,
+    ApiQuery(f): ApiQuery<TeamFilter>,
+) -> Result<Json<Vec<Model>>> {
+    Ok(Json(models::list(&s.pool, f.team_id).await?))
+}
+
+/// One model.
+#[utoipa::path(get, path = "/api/v1/models/{id}", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Model), (status = 404, body = ApiError)))]
+pub async fn show(State(s): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Model>> {
+    Ok(Json(models::get(&s.pool, id).await?))
+}

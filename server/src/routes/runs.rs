@@ -1,0 +1,146 @@
+//! `/api/v1/runs`: create, read, list, status, params and tags.
+
+use crate::auth::AuthTeam;
+use crate::error::Result;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::live;
+use crate::routes::owned_run;
+use crate::state::AppState;
+use crate::store::projects;
+use crate::store::runs::{self, RunFilter};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use crucible_types::{ApiError, CreateRun, LiveEvent, Run, RunPage, ScalarMap, UpdateRun};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/runs", get(list).post(create))
+        .route("/runs/{id}", get(show).patch(update))
+        .route("/runs/{id}/params", post(log_params))
+        .route("/runs/{id}/tags", post(set_tags))
+        .route("/runs/{id}/tags/{key}", delete(delete_tag))
+}
+
+/// Tells live subscribers that a run appeared or changed state.
+pub async fn announce(conn: &mut PgConnection, run: &Run) -> Result<()> {
+    let event = LiveEvent::RunUpdated {
+        run_id: run.id,
+        project_id: run.project_id,
+        status: run.status,
+    };
+    live::notify(conn, &event).await
+}
+
+/// Creates a run in one of the caller's projects.
+#[utoipa::path(post, path = "/api/v1/runs", request_body = CreateRun,
+    responses((status = 201, body = Run), (status = 403, body = ApiError), (status = 422, body = ApiError)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiJson(req): ApiJson<CreateRun>,
+) -> Result<(StatusCode, Json<Run>)> {
+    let project = projects::get(&s.pool, req.project_id)
+        .await
+        .map_err(|e| match e {
+            crate::error::AppError::NotFound(m) => {
+                crate::error::AppError::invalid("project_id", format!("{m} not found"))
+            }
+            other => other,
+        })?;
+    auth.check_owner(project.team_id, "project")?;
+    let mut tx = s.pool.begin().await?;
+    let run = runs::create(&mut tx, &req).await?;
+    announce(&mut tx, &run).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+/// Lists runs with filters, sort and pagination.
+#[utoipa::path(get, path = "/api/v1/runs", params(RunFilter),
+    responses((status = 200, body = RunPage), (status = 422, body = ApiError)))]
+pub async fn list(
+    State(s): State<AppState>,
+    ApiQuery(f): ApiQuery<RunFilter>,
+) -> Result<Json<RunPage>> {
+    Ok(Json(runs::list(&s.pool, &f).await?))
+}
+
+/// One run.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Run), (status = 404, body = ApiError)))]
+pub async fn show(State(s): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Run>> {
+    let mut conn = s.pool.acquire().await?;
+    Ok(Json(runs::get_owned(&mut conn, id).await?.run))
+}
+
+/// Changes a run's status or name.
+#[utoipa::path(patch, path = "/api/v1/runs/{id}", params(("id" = Uuid, Path)), request_body = UpdateRun,
+    responses((status = 200, body = Run), (status = 409, body = ApiError)), security(("bearer" = [])))]
+pub async fn update(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateRun>,
+) -> Result<Json<Run>> {
+    let mut tx = s.pool.begin().await?;
+    let owned = owned_run(&mut tx, &auth, id).await?;
+    let run = runs::update(&mut tx, &owned.run, req.status, req.name.as_deref()).await?;
+    announce(&mut tx, &run).await?;
+    tx.commit().await?;
+    Ok(Json(run))
+}
+
+/// Logs params; a param cannot change value once logged.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/params", params(("id" = Uuid, Path)), request_body = ScalarMap,
+    responses((status = 200, body = Run), (status = 409, body = ApiError)), security(("bearer" = [])))]
+pub async fn log_params(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(params): ApiJson<ScalarMap>,
+) -> Result<Json<Run>> {
+    let mut tx = s.pool.begin().await?;
+    let owned = owned_run(&mut tx, &auth, id).await?;
+    runs::log_params(&mut tx, &owned.run, &params.0).await?;
+    let run = runs::get_owned(&mut tx, id).await?.run;
+    tx.commit().await?;
+    Ok(Json(run))
+}
+
+/// Sets tags (overwriting values of existing keys).
+#[utoipa::path(post, path = "/api/v1/runs/{id}/tags", params(("id" = Uuid, Path)), request_body = ScalarMap,
+    responses((status = 200, body = Run)), security(("bearer" = [])))]
+pub async fn set_tags(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(tags): ApiJson<ScalarMap>,
+) -> Result<Json<Run>> {
+    let mut tx = s.pool.begin().await?;
+    owned_run(&mut tx, &auth, id).await?;
+    runs::set_tags(&mut tx, id, &tags.0).await?;
+    let run = runs::get_owned(&mut tx, id).await?.run;
+    tx.commit().await?;
+    Ok(Json(run))
+}
+
+/// Removes a tag.
+#[utoipa::path(delete, path = "/api/v1/runs/{id}/tags/{key}", params(("id" = Uuid, Path), ("key" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiError)), security(("bearer" = [])))]
+pub async fn delete_tag(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiPath((id, key)): ApiPath<(Uuid, String)>,
+) -> Result<StatusCode> {
+    let mut tx = s.pool.begin().await?;
+    owned_run(&mut tx, &auth, id).await?;
+    runs::delete_tag(&mut tx, id, &key).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,23 @@
+//! Postgres access, one module per aggregate. Functions take an executor so handlers decide the
+//! transaction boundaries; every multi-statement write runs inside one transaction.
+
+pub mod datasets;
+pub mod metrics;
+pub mod models;
+pub mod projects;
+pub mod runs;
+pub mod teams;
+
+use crate::error::AppError;
+
+/// Maps a unique-constraint violation to a 409 naming `field`; other errors pass through.
+pub fn on_unique(field: &str, message: impl Into<String>) -> impl FnOnce(sqlx::Error) -> AppError {
+    let (field, message) = (field.to_string(), message.into());
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => AppError::Conflict {
+            field: Some(field),
+            message,
+        },
+        _ => AppError::Db(e),
+    }
+}

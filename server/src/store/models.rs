@@ -1,0 +1,183 @@
+//! Models: local HF folders, run checkpoints and OpenAI-compatible endpoints.
+
+use crate::error::{AppError, Result};
+use crate::store::on_unique;
+use crucible_types::{Model, ModelSource, RegisterModel};
+use sqlx::{FromRow, PgConnection, PgPool};
+use std::path::Path;
+use uuid::Uuid;
+
+#[derive(FromRow)]
+struct ModelRow {
+    id: Uuid,
+    team_id: Uuid,
+    name: String,
+    source: String,
+    path: Option<String>,
+    base_url: Option<String>,
+    endpoint_model: Option<String>,
+    architecture: Option<String>,
+    produced_by_run: Option<Uuid>,
+    step: Option<i64>,
+    training_datasets: Vec<Uuid>,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<ModelRow> for Model {
+    fn from(r: ModelRow) -> Self {
+        let source = match (r.source.as_str(), r.produced_by_run, r.step) {
+            ("openai", ..) => ModelSource::Openai {
+                base_url: r.base_url.unwrap_or_default(),
+                model: r.endpoint_model.unwrap_or_default(),
+            },
+            ("checkpoint", Some(run_id), Some(step)) => ModelSource::Checkpoint {
+                path: r.path.unwrap_or_default(),
+                run_id,
+                step,
+            },
+            _ => ModelSource::HfLocal {
+                path: r.path.unwrap_or_default(),
+            },
+        };
+        Model {
+            id: r.id,
+            team_id: r.team_id,
+            name: r.name,
+            source,
+            architecture: r.architecture,
+            training_datasets: r.training_datasets,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, team_id, name, source, path, base_url, endpoint_model, architecture, \
+     produced_by_run, step, training_datasets, created_at";
+
+/// Reads `architectures[0]` from an HF folder, refusing folders that are not one.
+fn read_architecture(path: &str) -> Result<(String, serde_json::Value)> {
+    let field = "source.path";
+    if !Path::new(path).is_absolute() {
+        return Err(AppError::invalid(field, "must be an absolute path"));
+    }
+    let config_path = Path::new(path).join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|e| {
+        AppError::invalid(
+            field,
+            format!("cannot read {} on the server: {e}", config_path.display()),
+        )
+    })?;
+    let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        AppError::invalid(
+            field,
+            format!("{} is not valid JSON: {e}", config_path.display()),
+        )
+    })?;
+    let arch = config
+        .get("architectures")
+        .and_then(|a| a.get(0))
+        .and_then(|a| a.as_str())
+        .ok_or_else(|| {
+            AppError::invalid(
+                field,
+                format!("{} has no `architectures` entry", config_path.display()),
+            )
+        })?
+        .to_string();
+    Ok((arch, config))
+}
+
+fn check_url(url: &str) -> Result<()> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+        return Err(AppError::invalid(
+            "source.base_url",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    Ok(())
+}
+
+/// Registers a model after checking its source: HF folders must be readable by the server.
+pub async fn register(
+    conn: &mut PgConnection,
+    team_id: Uuid,
+    req: &RegisterModel,
+) -> Result<Model> {
+    crate::store::projects::check_name("name", &req.name)?;
+    let (source, path, base_url, endpoint_model, run, step) = match &req.source {
+        ModelSource::HfLocal { path } => ("hf_local", Some(path.as_str()), None, None, None, None),
+        ModelSource::Checkpoint { path, run_id, step } => (
+            "checkpoint",
+            Some(path.as_str()),
+            None,
+            None,
+            Some(*run_id),
+            Some(*step),
+        ),
+        ModelSource::Openai { base_url, model } => {
+            check_url(base_url)?;
+            if model.trim().is_empty() {
+                return Err(AppError::invalid("source.model", "must not be blank"));
+            }
+            (
+                "openai",
+                None,
+                Some(base_url.as_str()),
+                Some(model.as_str()),
+                None,
+                None,
+            )
+        }
+    };
+    let (architecture, config) = match path {
+        Some(p) => {
+            let (a, c) = read_architecture(p)?;
+            (Some(a), Some(c))
+        }
+        None => (None, None),
+    };
+    let row: ModelRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO models (id, team_id, name, source, path, base_url, endpoint_model, architecture, config,
+                             produced_by_run, step, training_datasets)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::new_v4())
+    .bind(team_id)
+    .bind(&req.name)
+    .bind(source)
+    .bind(path)
+    .bind(base_url)
+    .bind(endpoint_model)
+    .bind(architecture)
+    .bind(config)
+    .bind(run)
+    .bind(step)
+    .bind(&req.training_datasets)
+    .fetch_one(conn)
+    .await
+    .map_err(on_unique("name", format!("a model named {:?} already exists in this team", req.name)))?;
+    Ok(row.into())
+}
+
+/// One model.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Model> {
+    sqlx::query_as::<_, ModelRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM models WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .map(Into::into)
+    .ok_or_else(|| AppError::NotFound(format!("model {id}")))
+}
+
+/// All models, optionally of one team, newest first.
+pub async fn list(pool: &PgPool, team_id: Option<Uuid>) -> Result<Vec<Model>> {
+    let rows: Vec<ModelRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM models WHERE $1::uuid IS NULL OR team_id = $1 ORDER BY created_at DESC"
+    )))
+    .bind(team_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
