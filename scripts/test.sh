@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs Crucible's whole test suite on a fresh machine: finds (or starts) Postgres, installs the
+# optional test peers (the mlflow client), then `cargo test --release --workspace`.
+# Extra arguments go to cargo test (e.g. `scripts/test.sh -p crucible-tests`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/crucible/target}
+mkdir -p "$CARGO_TARGET_DIR"
+
+# --- Postgres: DATABASE_URL, else 127.0.0.1:5432, else a throwaway cluster --------------------
+pg_bin() {
+  command -v "$1" 2>/dev/null && return
+  ls -d /usr/lib/postgresql/*/bin/"$1" 2>/dev/null | sort -V | tail -n 1
+}
+if [ -z "${DATABASE_URL:-}" ]; then
+  if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
+  else
+    initdb=$(pg_bin initdb); pg_ctl=$(pg_bin pg_ctl)
+    if [ -z "$initdb" ] || [ -z "$pg_ctl" ]; then
+      echo "error: no Postgres for the tests. Set DATABASE_URL, run a server on 127.0.0.1:5432," >&2
+      echo "       or install the server binaries (Debian/Ubuntu: apt-get install postgresql)." >&2
+      exit 1
+    fi
+    pgtmp=$(mktemp -d /tmp/crucible-pg.XXXXXX)
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then chown postgres "$pgtmp"; as_pg=(runuser -u postgres --); fi
+    "${as_pg[@]}" "$initdb" -D "$pgtmp/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
+    "${as_pg[@]}" "$pg_ctl" -D "$pgtmp/data" -l "$pgtmp/pg.log" -w -t 60 \
+      -o "-p 55439 -k $pgtmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+    trap '"${as_pg[@]}" "$pg_ctl" -D "$pgtmp/data" -m immediate stop >/dev/null; rm -rf "$pgtmp"' EXIT
+    export DATABASE_URL=postgres://postgres@127.0.0.1:55439/postgres
+  fi
+fi
+echo "tests use Postgres at $DATABASE_URL"
+
+# --- Public benchmark data (read in place, never copied) --------------------------------------
+if [ -z "${CRUCIBLE_DATA_DIR:-}" ] && [ -d "$root/../shared/datasets" ]; then
+  export CRUCIBLE_DATA_DIR="$root/../shared/datasets"
+fi
+
+# --- The real mlflow client, for the MLflow-compatibility test ---------------------------------
+venv="$CARGO_TARGET_DIR/mlflow-venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import mlflow" 2>/dev/null; then
+  echo "installing the mlflow client from PyPI into $venv"
+  if python3 -m venv "$venv" && "$venv/bin/pip" install -q "mlflow-skinny>=3,<4"; then :; else
+    echo "*** WARNING: could not install mlflow from PyPI: the MLflow-client test will be SKIPPED ***" >&2
+  fi
+fi
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import mlflow" 2>/dev/null; then
+  export CRUCIBLE_MLFLOW_PYTHON="$venv/bin/python"
+fi
+
+cargo test --release --workspace --no-fail-fast "$@"
