@@ -1,1 +1,4 @@
 //! The worker side of Crucible: model, engine, rewards, evals and RL (see ARCHITECTURE.md).
+
+pub mod engine;
+pub mod model;

@@ -1,1 +1,3 @@
 //! Wire and domain types shared by every Crucible crate.
+
+pub mod sampling;
