@@ -26,6 +26,9 @@ pub struct SamplingParams {
     pub stop_token_ids: Vec<u32>,
     /// Strings that end generation; the returned text stops right before the first one.
     pub stop: Vec<String>,
+    /// Keep generating past the model's end-of-sequence tokens (benchmarks, fixed-length
+    /// parity runs); `stop_token_ids` still apply.
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingParams {
@@ -39,6 +42,7 @@ impl Default for SamplingParams {
             max_new_tokens: 256,
             stop_token_ids: Vec::new(),
             stop: Vec::new(),
+            ignore_eos: false,
         }
     }
 }

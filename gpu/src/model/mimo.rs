@@ -52,7 +52,8 @@ impl RmsNorm {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::ops::rms_norm(x, &self.weight, self.eps)
+        // The fused kernel needs contiguous rows; slices such as "last position" are not.
+        candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps)
     }
 }
 
