@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
@@ -37,7 +37,7 @@ fn prompt_logits(model: &MimoModel, n: usize) -> Tensor {
         .unwrap()
 }
 
-fn load_err(dir: &PathBuf) -> String {
+fn load_err(dir: &Path) -> String {
     match MimoModel::load(dir, &LoadOptions::default()) {
         Ok(_) => panic!("{} should not load", dir.display()),
         Err(e) => e.to_string(),

@@ -17,7 +17,7 @@ pub use mimo::{LoadOptions, MimoModel};
 #[non_exhaustive]
 pub enum ModelError {
     /// A file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
