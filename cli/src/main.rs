@@ -25,6 +25,8 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(cmd::token::Command),
+    /// Generate text from an HF-format MiMo/Qwen2 checkpoint, streaming it to stdout.
+    Generate(cmd::generate::Args),
     /// Measure Crucible against its peers.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -43,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => cmd::up::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
+        Command::Generate(args) => cmd::generate::run(args),
         Command::Bench(c) => cmd::bench::run(c),
     }
 }

@@ -1,1 +1,6 @@
 //! The worker side of Crucible: model, engine, rewards, evals and RL (see ARCHITECTURE.md).
+
+pub mod device;
+pub mod engine;
+pub mod model;
+pub mod tokenizer;

@@ -7,11 +7,14 @@ use crate::cmd::bench_tracking;
 pub enum Command {
     /// Log 100,000 points as 100 batches of 1000 over loopback, read them back, report server RSS.
     Tracking(bench_tracking::Args),
+    /// Decode tokens/s of the MiMo model on the CPU, against transformers on the same weights.
+    Decode(super::bench_decode::Args),
 }
 
 /// Runs the chosen benchmark.
 pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Tracking(args) => bench_tracking::run(args),
+        Command::Decode(args) => super::bench_decode::run(args),
     }
 }

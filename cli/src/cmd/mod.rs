@@ -1,8 +1,10 @@
 //! One module per `crucible` subcommand.
 
 pub mod bench;
+pub mod bench_decode;
 pub mod bench_tracking;
 pub mod db;
+pub mod generate;
 pub mod serve;
 pub mod token;
 pub mod up;

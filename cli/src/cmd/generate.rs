@@ -1,0 +1,130 @@
+//! `crucible generate`: load an HF-format checkpoint folder and stream a continuation.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use candle_core::DType;
+use crucible_gpu::engine::{GenerationRequest, generate};
+use crucible_gpu::model::{LoadOptions, MimoModel};
+use crucible_gpu::tokenizer::{ChatMessage, Tokenizer};
+use crucible_types::sampling::SamplingParams;
+
+/// Arguments of `crucible generate`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint folder: config.json, *.safetensors, tokenizer.json [, tokenizer_config.json].
+    #[arg(long)]
+    model: PathBuf,
+    /// The prompt (a user message with --chat).
+    #[arg(long)]
+    prompt: String,
+    /// Wrap the prompt in the checkpoint's chat template (with the assistant header appended).
+    #[arg(long)]
+    chat: bool,
+    /// System message for --chat.
+    #[arg(long, requires = "chat")]
+    system: Option<String>,
+    /// Compute dtype: f32 (CPU default), f16, or bf16 (GPU only).
+    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+    dtype: DType,
+    /// 0 means greedy.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// 0 disables top-k.
+    #[arg(long, default_value_t = 0)]
+    top_k: u32,
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 256)]
+    max_new_tokens: u32,
+    /// A string that ends generation (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Keep going past end-of-sequence tokens.
+    #[arg(long)]
+    ignore_eos: bool,
+}
+
+fn parse_dtype(s: &str) -> Result<DType, String> {
+    match s {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        other => Err(format!("unknown dtype {other:?} (f32, f16, bf16)")),
+    }
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let params = SamplingParams {
+        temperature: args.temperature,
+        top_p: args.top_p,
+        top_k: args.top_k,
+        min_p: args.min_p,
+        seed: args.seed,
+        max_new_tokens: args.max_new_tokens,
+        stop_token_ids: Vec::new(),
+        stop: args.stop,
+        ignore_eos: args.ignore_eos,
+    };
+    params.validate().map_err(anyhow::Error::msg)?;
+    if !args.model.is_dir() {
+        anyhow::bail!("--model {}: not a folder", args.model.display());
+    }
+
+    let spinner = indicatif::ProgressBar::new_spinner()
+        .with_message(format!("loading {}", args.model.display()));
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let opts = LoadOptions {
+        dtype: args.dtype,
+        device: crucible_gpu::device::best_device().context("selecting a device")?,
+        load_mtp: false,
+    };
+    let model = MimoModel::load(&args.model, &opts).context("loading the model")?;
+    let tokenizer = Tokenizer::load(&args.model).context("loading the tokenizer")?;
+    spinner.finish_and_clear();
+
+    let text = if args.chat {
+        let mut messages = Vec::new();
+        if let Some(system) = args.system {
+            messages.push(ChatMessage {
+                role: "system".into(),
+                content: system,
+            });
+        }
+        messages.push(ChatMessage::user(args.prompt));
+        tokenizer.apply_chat_template(&messages, true)?
+    } else {
+        args.prompt
+    };
+    let prompt_ids = tokenizer.encode(&text, !args.chat)?;
+    tracing::info!(prompt_tokens = prompt_ids.len(), device = ?opts.device, "generating");
+
+    let start = Instant::now();
+    let mut stdout = std::io::stdout().lock();
+    let out = generate(
+        &model,
+        &tokenizer,
+        &[GenerationRequest { prompt_ids, params }],
+        |_, piece| {
+            // A closed pipe (e.g. `| head`) is not an error worth aborting generation for.
+            let _ = stdout
+                .write_all(piece.as_bytes())
+                .and_then(|_| stdout.flush());
+        },
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    let n = out[0].token_ids.len();
+    eprintln!(
+        "\n[{n} tokens in {seconds:.2}s: {:.2} tokens/s, finish: {:?}]",
+        n as f64 / seconds,
+        out[0].finish_reason
+    );
+    Ok(())
+}

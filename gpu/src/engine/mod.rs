@@ -1,0 +1,8 @@
+//! Generation engine: KV cache and batching, sampling, the decode loop and streaming text.
+
+pub mod detokenizer;
+pub mod generate;
+pub mod kv_cache;
+pub mod sampler;
+
+pub use generate::{GenerateError, GeneratedSequence, GenerationRequest, generate};

@@ -1,0 +1,504 @@
+//! The MiMo / Qwen2 decoder: token embedding, pre-norm decoder blocks (GQA attention with
+//! rotate-half RoPE and q/k/v bias, SwiGLU MLP), final RMSNorm and the LM head.
+//!
+//! Weights keep the checkpoint's names (`model.layers.{i}.self_attn.q_proj.weight` …). q/k/v and
+//! gate/up are concatenated once at load time so that each block runs two wide matmuls instead of
+//! five narrow ones; the arithmetic is the same.
+
+use std::path::Path;
+
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::Linear;
+
+use super::ModelError;
+use super::config::MimoConfig;
+use super::mtp::MtpLayer;
+use super::weights::Weights;
+use crate::engine::kv_cache::KvCache;
+
+/// Where and in which precision to run a checkpoint.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Compute dtype; weights stored in another dtype are converted while loading.
+    pub dtype: DType,
+    pub device: Device,
+    /// Load the MTP layers (when the checkpoint has them) so draft logits are available.
+    pub load_mtp: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            device: Device::Cpu,
+            load_mtp: true,
+        }
+    }
+}
+
+/// RMSNorm with a learned scale.
+#[derive(Debug, Clone)]
+pub(crate) struct RmsNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    pub(crate) fn load(w: &Weights, name: &str, size: usize, eps: f64) -> Result<Self, ModelError> {
+        Ok(Self {
+            weight: w.get(&format!("{name}.weight"), &[size])?,
+            eps: eps as f32,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        // The fused kernel needs contiguous rows; slices such as "last position" are not.
+        candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps)
+    }
+}
+
+/// Reads several linear layers with the same input width and stacks them into one.
+fn fused_linear(
+    w: &Weights,
+    names: &[&str],
+    out_dims: &[usize],
+    in_dim: usize,
+    bias: bool,
+) -> Result<Linear, ModelError> {
+    let mut weights = Vec::with_capacity(names.len());
+    let mut biases = Vec::with_capacity(names.len());
+    for (name, &out) in names.iter().zip(out_dims) {
+        weights.push(w.get(&format!("{name}.weight"), &[out, in_dim])?);
+        if bias {
+            biases.push(w.get(&format!("{name}.bias"), &[out])?);
+        }
+    }
+    let weight = Tensor::cat(&weights, 0)?;
+    let bias = if bias {
+        Some(Tensor::cat(&biases, 0)?)
+    } else {
+        None
+    };
+    Ok(Linear::new(weight, bias))
+}
+
+/// Per-step attention inputs shared by every layer: RoPE tables for the new positions and the mask.
+pub(crate) struct StepContext {
+    /// `(batch, t, head_dim/2)` or `(t, head_dim/2)` when all rows share positions.
+    cos: Tensor,
+    sin: Tensor,
+    mask: Option<Tensor>,
+    /// RoPE position of each new token, row-major `(batch, t)`.
+    pub(crate) positions: Vec<u32>,
+}
+
+/// Cos/sin tables of rotate-half RoPE for every position up to the model's maximum.
+#[derive(Debug, Clone)]
+pub(crate) struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(cfg: &MimoConfig, dtype: DType, device: &Device) -> Result<Self, ModelError> {
+        let half = cfg.head_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / cfg.head_dim as f64) as f32)
+            .collect();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
+        let positions = Tensor::arange(0u32, cfg.max_position_embeddings as u32, device)?
+            .to_dtype(DType::F32)?
+            .reshape((cfg.max_position_embeddings, 1))?;
+        let freqs = positions.broadcast_mul(&inv_freq)?;
+        Ok(Self {
+            cos: freqs.cos()?.to_dtype(dtype)?,
+            sin: freqs.sin()?.to_dtype(dtype)?,
+        })
+    }
+
+    /// Tables and mask for the next `t` columns of `cache`.
+    pub(crate) fn step(
+        &self,
+        cache: &KvCache,
+        t: usize,
+        dtype: DType,
+    ) -> Result<StepContext, ModelError> {
+        let positions = cache.positions(t);
+        let max = self.cos.dim(0)?;
+        if let Some(p) = positions.iter().find(|&&p| p as usize >= max) {
+            return Err(ModelError::Invalid(format!(
+                "position {p} exceeds max_position_embeddings ({max})"
+            )));
+        }
+        let device = self.cos.device();
+        let (cos, sin) = if cache.pads().iter().all(|&p| p == 0) {
+            let start = cache.len();
+            (self.cos.narrow(0, start, t)?, self.sin.narrow(0, start, t)?)
+        } else {
+            let b = cache.batch_size();
+            let idx = Tensor::from_slice(&positions, positions.len(), device)?;
+            let half = self.cos.dim(1)?;
+            (
+                self.cos.index_select(&idx, 0)?.reshape((b, t, half))?,
+                self.sin.index_select(&idx, 0)?.reshape((b, t, half))?,
+            )
+        };
+        Ok(StepContext {
+            cos,
+            sin,
+            mask: cache.mask(t, dtype, device)?,
+            positions,
+        })
+    }
+}
+
+/// Grouped-query self-attention with fused q/k/v projection.
+#[derive(Debug, Clone)]
+struct Attention {
+    qkv: Linear,
+    o_proj: Linear,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(w: &Weights, prefix: &str, cfg: &MimoConfig) -> Result<Self, ModelError> {
+        let (h, kv, d) = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+        );
+        let names = ["q_proj", "k_proj", "v_proj"].map(|n| format!("{prefix}.{n}"));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Ok(Self {
+            qkv: fused_linear(
+                w,
+                &names,
+                &[h * d, kv * d, kv * d],
+                cfg.hidden_size,
+                cfg.attention_bias,
+            )?,
+            o_proj: fused_linear(
+                w,
+                &[&format!("{prefix}.o_proj")],
+                &[cfg.hidden_size],
+                h * d,
+                false,
+            )?,
+            num_heads: h,
+            num_kv_heads: kv,
+            head_dim: d,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        ctx: &StepContext,
+        cache: &mut KvCache,
+        layer: usize,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let qkv = self.qkv.forward(x)?;
+        let qkv = qkv.reshape((b, t, h + 2 * kv, d))?;
+        let split =
+            |start: usize, heads: usize| qkv.narrow(2, start, heads)?.transpose(1, 2)?.contiguous();
+        let q = candle_nn::rotary_emb::rope(&split(0, h)?, &ctx.cos, &ctx.sin)?;
+        let k = candle_nn::rotary_emb::rope(&split(h, kv)?, &ctx.cos, &ctx.sin)?;
+        let v = split(h + kv, kv)?;
+        let (k, v) = cache.append(layer, &k, &v)?;
+        let total = k.dim(2)?;
+
+        // The heads sharing a kv head are contiguous, so folding them into the row axis lets one
+        // batched matmul serve the whole group without materialising repeated keys and values.
+        let group = h / kv;
+        let q = (q.reshape((b, kv, group * t, d))? * (1.0 / (d as f64).sqrt()))?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(mask) = &ctx.mask {
+            scores = scores
+                .reshape((b, kv, group, t, total))?
+                .broadcast_add(mask)?
+                .reshape((b, kv, group * t, total))?;
+        }
+        let probs = if scores.dtype() == DType::F32 {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
+                .to_dtype(scores.dtype())?
+        };
+        let out = probs.matmul(&v)?;
+        let out = out
+            .reshape((b, h, t, d))?
+            .transpose(1, 2)?
+            .reshape((b, t, h * d))?;
+        self.o_proj.forward(&out)
+    }
+}
+
+/// SwiGLU feed-forward: `down(silu(gate(x)) * up(x))`, gate and up fused.
+#[derive(Debug, Clone)]
+struct Mlp {
+    gate_up: Linear,
+    down_proj: Linear,
+    intermediate: usize,
+}
+
+impl Mlp {
+    fn load(w: &Weights, prefix: &str, cfg: &MimoConfig) -> Result<Self, ModelError> {
+        let i = cfg.intermediate_size;
+        let gate_up = fused_linear(
+            w,
+            &[&format!("{prefix}.gate_proj"), &format!("{prefix}.up_proj")],
+            &[i, i],
+            cfg.hidden_size,
+            false,
+        )?;
+        let down_proj = fused_linear(
+            w,
+            &[&format!("{prefix}.down_proj")],
+            &[cfg.hidden_size],
+            i,
+            false,
+        )?;
+        Ok(Self {
+            gate_up,
+            down_proj,
+            intermediate: i,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let gate_up = self.gate_up.forward(x)?;
+        let gate = gate_up.narrow(D::Minus1, 0, self.intermediate)?;
+        let up = gate_up.narrow(D::Minus1, self.intermediate, self.intermediate)?;
+        self.down_proj
+            .forward(&(candle_nn::ops::silu(&gate)? * up)?)
+    }
+}
+
+/// One pre-norm decoder block; also the body of each MTP layer.
+#[derive(Debug, Clone)]
+pub(crate) struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl DecoderLayer {
+    /// Loads the block whose tensors live under `prefix` (e.g. `model.layers.3`).
+    pub(crate) fn load(w: &Weights, prefix: &str, cfg: &MimoConfig) -> Result<Self, ModelError> {
+        let eps = cfg.rms_norm_eps;
+        Ok(Self {
+            input_layernorm: RmsNorm::load(
+                w,
+                &format!("{prefix}.input_layernorm"),
+                cfg.hidden_size,
+                eps,
+            )?,
+            self_attn: Attention::load(w, &format!("{prefix}.self_attn"), cfg)?,
+            post_attention_layernorm: RmsNorm::load(
+                w,
+                &format!("{prefix}.post_attention_layernorm"),
+                cfg.hidden_size,
+                eps,
+            )?,
+            mlp: Mlp::load(w, &format!("{prefix}.mlp"), cfg)?,
+        })
+    }
+
+    /// Runs the block on `x` `(batch, t, hidden)`, using layer slot `layer` of `cache`.
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        ctx: &StepContext,
+        cache: &mut KvCache,
+        layer: usize,
+    ) -> candle_core::Result<Tensor> {
+        let attn = self
+            .self_attn
+            .forward(&self.input_layernorm.forward(x)?, ctx, cache, layer)?;
+        let x = (x + attn)?;
+        let mlp = self
+            .mlp
+            .forward(&self.post_attention_layernorm.forward(&x)?)?;
+        x + mlp
+    }
+}
+
+/// A loaded MiMo (or Qwen2) checkpoint: the main decoder and, when present, its MTP layers.
+pub struct MimoModel {
+    config: MimoConfig,
+    embed_tokens: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rope: Rope,
+    mtp_layers: Vec<MtpLayer>,
+    dtype: DType,
+    device: Device,
+}
+
+impl MimoModel {
+    /// Loads `config.json` and the weights of the checkpoint folder `dir`.
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self, ModelError> {
+        if opts.device.is_cpu() && opts.dtype == DType::BF16 {
+            return Err(ModelError::Invalid(
+                "bf16 compute is not available on the CPU (candle's CPU matmul lacks it); \
+                 use f32 (bf16 checkpoints are converted while loading) or f16"
+                    .into(),
+            ));
+        }
+        let config = MimoConfig::from_file(&dir.join("config.json"))?;
+        let weights = Weights::open(dir, opts.dtype, &opts.device)?;
+        Self::from_weights(config, &weights, opts)
+    }
+
+    /// Builds the model from an already parsed config and opened weights.
+    pub fn from_weights(
+        config: MimoConfig,
+        w: &Weights,
+        opts: &LoadOptions,
+    ) -> Result<Self, ModelError> {
+        let cfg = &config;
+        let embed_tokens = w.get(
+            "model.embed_tokens.weight",
+            &[cfg.vocab_size, cfg.hidden_size],
+        )?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| DecoderLayer::load(w, &format!("model.layers.{i}"), cfg))
+            .collect::<Result<Vec<_>, _>>()?;
+        let norm = RmsNorm::load(w, "model.norm", cfg.hidden_size, cfg.rms_norm_eps)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear::new(embed_tokens.clone(), None)
+        } else {
+            Linear::new(
+                w.get("lm_head.weight", &[cfg.vocab_size, cfg.hidden_size])?,
+                None,
+            )
+        };
+        let mtp_layers = if opts.load_mtp {
+            (0..cfg.num_nextn_predict_layers)
+                .map(|k| MtpLayer::load(w, &format!("model.mtp_layers.{k}"), cfg))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(Self {
+            rope: Rope::new(cfg, opts.dtype, &opts.device)?,
+            config,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            mtp_layers,
+            dtype: opts.dtype,
+            device: opts.device.clone(),
+        })
+    }
+
+    /// The parsed `config.json`.
+    pub fn config(&self) -> &MimoConfig {
+        &self.config
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Number of loaded MTP layers (0 when the checkpoint has none or they were not loaded).
+    pub fn num_mtp_layers(&self) -> usize {
+        self.mtp_layers.len()
+    }
+
+    /// A fresh cache for the main decoder, for rows with the given left padding.
+    pub fn new_cache(&self, pads: Vec<usize>, capacity: usize) -> KvCache {
+        KvCache::new(self.layers.len(), pads, capacity)
+    }
+
+    /// A fresh cache for one MTP layer (which has its own attention history).
+    pub fn new_mtp_cache(&self, pads: Vec<usize>, capacity: usize) -> KvCache {
+        KvCache::new(1, pads, capacity)
+    }
+
+    /// Embeddings `(batch, t, hidden)` of token ids `(batch, t)`.
+    pub(crate) fn embed(&self, tokens: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        self.embed_tokens
+            .index_select(&tokens.flatten_all()?, 0)?
+            .reshape((b, t, self.config.hidden_size))
+    }
+
+    /// Runs the decoder on token ids `(batch, t)` that continue `cache`, and returns the residual
+    /// stream of the last block **before** the final norm `(batch, t, hidden)`: the hidden state
+    /// the MTP layers consume.
+    pub fn forward_hidden(
+        &self,
+        tokens: &Tensor,
+        cache: &mut KvCache,
+    ) -> Result<Tensor, ModelError> {
+        let (b, t) = tokens.dims2()?;
+        if b != cache.batch_size() {
+            return Err(ModelError::Invalid(format!(
+                "batch of {b} rows does not match a cache of {} rows",
+                cache.batch_size()
+            )));
+        }
+        let ctx = self.rope.step(cache, t, self.dtype)?;
+        let mut x = self.embed(tokens)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(&x, &ctx, cache, i)?;
+        }
+        cache.commit(t);
+        Ok(x)
+    }
+
+    /// Final norm and LM head over pre-norm hidden states `(batch, t, hidden)` → logits.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor, ModelError> {
+        Ok(self.lm_head.forward(&self.norm.forward(hidden)?)?)
+    }
+
+    /// Logits `(batch, t, vocab)` of every new position.
+    pub fn forward(&self, tokens: &Tensor, cache: &mut KvCache) -> Result<Tensor, ModelError> {
+        let hidden = self.forward_hidden(tokens, cache)?;
+        self.logits(&hidden)
+    }
+
+    /// Logits `(batch, vocab)` of the last new position only (what decoding needs), in f32.
+    pub fn forward_last(&self, tokens: &Tensor, cache: &mut KvCache) -> Result<Tensor, ModelError> {
+        let hidden = self.forward_hidden(tokens, cache)?;
+        let t = hidden.dim(1)?;
+        let last = hidden.narrow(1, t - 1, 1)?;
+        Ok(self.logits(&last)?.squeeze(1)?.to_dtype(DType::F32)?)
+    }
+
+    /// Draft logits `(batch, t, vocab)` of MTP layer `k`.
+    ///
+    /// `hidden` is [`Self::forward_hidden`]'s pre-norm output at some positions and `next_tokens`
+    /// the token that follows each of those positions; `cache` is that MTP layer's own cache,
+    /// which must cover the same columns as the main cache did for these positions. Row `i`,
+    /// column `j` predicts the token after `next_tokens[i, j]`.
+    pub fn mtp_logits(
+        &self,
+        k: usize,
+        hidden: &Tensor,
+        next_tokens: &Tensor,
+        cache: &mut KvCache,
+    ) -> Result<Tensor, ModelError> {
+        let layer = self.mtp_layers.get(k).ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "MTP layer {k} requested but {} are loaded",
+                self.mtp_layers.len()
+            ))
+        })?;
+        let (_, t) = next_tokens.dims2()?;
+        let ctx = self.rope.step(cache, t, self.dtype)?;
+        let embeds = self.embed(next_tokens)?;
+        let out = layer.forward(hidden, &embeds, &ctx, cache)?;
+        cache.commit(t);
+        Ok(self.lm_head.forward(&out)?)
+    }
+}

@@ -1,0 +1,64 @@
+//! MiMo's multi-token-prediction (MTP) layer, as Xiaomi's vLLM code runs it.
+//!
+//! Given the main model's hidden state `h_t` taken **before** the final norm and the embedding of
+//! the token that follows position `t` (zeroed where the position is 0), the layer normalises
+//! both separately, projects `[h; e]` (hidden first) back to the model width, runs one full
+//! decoder block with its own KV cache and a final norm. The main model's LM head then turns
+//! the result into draft logits for the token after next.
+
+use candle_core::{Module, Tensor};
+use candle_nn::Linear;
+
+use super::ModelError;
+use super::config::MimoConfig;
+use super::mimo::{DecoderLayer, RmsNorm, StepContext};
+use super::weights::Weights;
+use crate::engine::kv_cache::KvCache;
+
+/// One MTP layer, stored under `model.mtp_layers.{k}` with no `mtp_block.` segment.
+#[derive(Debug, Clone)]
+pub struct MtpLayer {
+    token_layernorm: RmsNorm,
+    hidden_layernorm: RmsNorm,
+    input_proj: Linear,
+    block: DecoderLayer,
+    final_layernorm: RmsNorm,
+}
+
+impl MtpLayer {
+    /// Loads the layer whose tensors live under `prefix`.
+    pub(crate) fn load(w: &Weights, prefix: &str, cfg: &MimoConfig) -> Result<Self, ModelError> {
+        let (n, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+        Ok(Self {
+            token_layernorm: RmsNorm::load(w, &format!("{prefix}.token_layernorm"), n, eps)?,
+            hidden_layernorm: RmsNorm::load(w, &format!("{prefix}.hidden_layernorm"), n, eps)?,
+            input_proj: Linear::new(
+                w.get(&format!("{prefix}.input_proj.weight"), &[n, 2 * n])?,
+                None,
+            ),
+            block: DecoderLayer::load(w, prefix, cfg)?,
+            final_layernorm: RmsNorm::load(w, &format!("{prefix}.final_layernorm"), n, eps)?,
+        })
+    }
+
+    /// Normalised output `(batch, t, hidden)` from pre-norm `hidden` and next-token `embeds`.
+    pub(crate) fn forward(
+        &self,
+        hidden: &Tensor,
+        embeds: &Tensor,
+        ctx: &StepContext,
+        cache: &mut KvCache,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, _) = embeds.dims3()?;
+        // Position 0 has no previous hidden state in the DeepSeek-style scheme, so vLLM zeroes the
+        // embedding there; parity requires the same.
+        let keep: Vec<f32> = ctx.positions.iter().map(|&p| f32::from(p != 0)).collect();
+        let keep = Tensor::from_vec(keep, (b, t, 1), embeds.device())?.to_dtype(embeds.dtype())?;
+        let embeds = embeds.broadcast_mul(&keep)?;
+        let e = self.token_layernorm.forward(&embeds)?;
+        let h = self.hidden_layernorm.forward(hidden)?;
+        let x = self.input_proj.forward(&Tensor::cat(&[&h, &e], 2)?)?;
+        let x = self.block.forward(&x, ctx, cache, 0)?;
+        self.final_layernorm.forward(&x)
+    }
+}
