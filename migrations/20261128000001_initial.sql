@@ -165,6 +165,10 @@ CREATE TABLE evals (
     sampling      jsonb NOT NULL,
     n_samples     integer NOT NULL CHECK (n_samples >= 1),
     status        text NOT NULL CHECK (status IN ('queued', 'running', 'finished', 'failed', 'killed')),
+    problems      integer,
+    -- n-gram overlap of the benchmark with the model's training datasets, computed when the eval finishes.
+    contamination jsonb,
+    error         text,
     created_at    timestamptz NOT NULL DEFAULT now(),
     finished_at   timestamptz
 );

@@ -31,10 +31,20 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// State for `pool`, with the live-update listener started.
+/// State for `pool`, with the live-update listener started. `CRUCIBLE_LEASE_SECONDS` overrides
+/// the job lease length (tests shorten it).
 pub fn state(pool: PgPool) -> AppState {
     let live = live::spawn_listener(pool.clone());
-    AppState { pool, live }
+    let lease_seconds = std::env::var("CRUCIBLE_LEASE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(state::DEFAULT_LEASE_SECONDS);
+    AppState {
+        pool,
+        live,
+        lease_seconds,
+    }
 }
 
 /// Connects to Postgres and brings the schema up to date.

@@ -11,4 +11,10 @@ pub struct AppState {
     pub pool: PgPool,
     /// Events received through Postgres LISTEN, fanned out to SSE subscribers.
     pub live: broadcast::Sender<LiveEvent>,
+    /// How long a job lease lasts without a heartbeat before the job returns to the queue.
+    pub lease_seconds: u32,
 }
+
+/// Default lease: long enough to ride out a slow upload, short enough that a dead worker's job
+/// restarts within a minute.
+pub const DEFAULT_LEASE_SECONDS: u32 = 30;

@@ -6,10 +6,16 @@
 
 pub mod dataset;
 pub mod error;
+pub mod eval;
+pub mod jobs;
 pub mod model;
+pub mod sampling;
 pub mod tracking;
 
 pub use dataset::*;
 pub use error::*;
+pub use eval::*;
+pub use jobs::*;
 pub use model::*;
+pub use sampling::*;
 pub use tracking::*;

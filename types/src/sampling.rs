@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// `temperature == 0` means greedy decoding (the other filters are then irrelevant). The filters
 /// apply in the order top-k, top-p, min-p, on the temperature-scaled distribution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplingParams {
     /// Softmax temperature; 0 selects the most likely token (greedy).
@@ -49,6 +50,7 @@ impl Default for SamplingParams {
 
 /// Why a sequence stopped generating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     /// An end-of-sequence or stop token was produced.

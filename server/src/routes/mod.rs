@@ -2,13 +2,16 @@
 //! (the subset of MLflow's REST API its Python client needs).
 
 pub mod datasets;
+pub mod evals;
 pub mod events;
+pub mod jobs;
 pub mod metrics;
 pub mod mlflow;
 pub mod models;
 pub mod openapi;
 pub mod projects;
 pub mod runs;
+pub mod workers;
 
 use crate::auth::AuthTeam;
 use crate::error::Result;
@@ -28,6 +31,9 @@ pub fn api_v1() -> Router<AppState> {
         .merge(metrics::router())
         .merge(datasets::router())
         .merge(models::router())
+        .merge(jobs::router())
+        .merge(workers::router())
+        .merge(evals::router())
         .merge(events::router())
         .merge(openapi::router())
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/openapi.json`: the machine-readable contract of `/api/v1`.
 
-use crate::routes::{datasets, events, metrics, models, projects, runs};
+use crate::routes::{datasets, evals, events, jobs, metrics, models, projects, runs, workers};
 use crate::state::AppState;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,6 +18,9 @@ use utoipa::{Modify, OpenApi};
         metrics::log, metrics::log_bulk, metrics::summaries, metrics::history, metrics::series,
         datasets::import, datasets::list, datasets::show, datasets::rows,
         models::register, models::list, models::show,
+        jobs::submit, jobs::list, jobs::show, jobs::cancel, jobs::heartbeat, jobs::complete,
+        workers::register, workers::list, workers::lease,
+        evals::list, evals::show, evals::samples, evals::upload_samples, evals::upload_scores, evals::leaderboard,
         events::events,
     ),
     modifiers(&BearerAuth)

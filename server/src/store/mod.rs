@@ -1,12 +1,16 @@
 //! Postgres access, one module per aggregate. Functions take an executor so handlers decide the
 //! transaction boundaries; every multi-statement write runs inside one transaction.
 
+pub mod contamination;
 pub mod datasets;
+pub mod evals;
+pub mod jobs;
 pub mod metrics;
 pub mod models;
 pub mod projects;
 pub mod runs;
 pub mod teams;
+pub mod workers;
 
 use crate::error::AppError;
 

@@ -161,11 +161,17 @@ pub async fn register(
 
 /// One model.
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Model> {
+    let mut conn = pool.acquire().await?;
+    get_in(&mut conn, id).await
+}
+
+/// One model, inside the caller's transaction.
+pub async fn get_in(conn: &mut PgConnection, id: Uuid) -> Result<Model> {
     sqlx::query_as::<_, ModelRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM models WHERE id = $1"
     )))
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?
     .map(Into::into)
     .ok_or_else(|| AppError::NotFound(format!("model {id}")))
