@@ -203,8 +203,9 @@ CREATE TABLE eval_samples (
     PRIMARY KEY (eval_id, problem_idx, sample_idx)
 );
 
--- RL rollouts, browsable per training step.
-CREATE TABLE rollouts (
+-- Every completion a run produced, browsable per step: RL rollouts (step = training step, group =
+-- problem, sample = rollout) and generate outputs (step 0, group = prompt).
+CREATE TABLE completions (
     run_id       uuid NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     step         bigint NOT NULL,
     group_idx    integer NOT NULL,
@@ -212,8 +213,8 @@ CREATE TABLE rollouts (
     problem_id   text NOT NULL,
     prompt       text NOT NULL,
     completion   text NOT NULL,
-    reward       double precision NOT NULL,
-    verdict      text NOT NULL,
+    reward       double precision,
+    verdict      text,
     tokens       integer NOT NULL,
     truncated    boolean NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),

@@ -30,6 +30,18 @@ enum Command {
     /// Measure Crucible against its peers.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
+    /// Lease jobs from a server and run them on this machine.
+    Worker(cmd::worker::Args),
+    /// Queue work for the workers.
+    #[command(subcommand)]
+    Submit(cmd::submit::Command),
+    /// List the job queue.
+    Jobs(cmd::jobs::Args),
+    /// Show the team leaderboard.
+    Leaderboard(cmd::leaderboard::Args),
+    /// Manage datasets.
+    #[command(subcommand)]
+    Dataset(cmd::dataset::Command),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +59,10 @@ fn main() -> anyhow::Result<()> {
         Command::Token(c) => cmd::token::run(c),
         Command::Generate(args) => cmd::generate::run(args),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Worker(args) => cmd::worker::run(args),
+        Command::Submit(c) => cmd::submit::run(c),
+        Command::Jobs(args) => cmd::jobs::run(args),
+        Command::Leaderboard(args) => cmd::leaderboard::run(args),
+        Command::Dataset(c) => cmd::dataset::run(c),
     }
 }

@@ -4,3 +4,4 @@ pub mod device;
 pub mod engine;
 pub mod model;
 pub mod tokenizer;
+pub mod worker;

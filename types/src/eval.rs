@@ -138,3 +138,30 @@ pub struct LeaderboardRow {
     /// The benchmark overlaps the model's registered training data.
     pub contaminated: bool,
 }
+
+/// One completion a run produced: an RL rollout or a generate output. `(step, group_idx,
+/// sample_idx)` identifies it, so uploads are idempotent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CompletionRecord {
+    /// Training step (0 for generate jobs).
+    pub step: i64,
+    /// Problem or prompt index.
+    pub group_idx: i32,
+    /// Rollout index within the group.
+    pub sample_idx: i32,
+    /// The problem's id (or the prompt's index as text).
+    pub problem_id: String,
+    /// The prompt as sent.
+    pub prompt: String,
+    /// The model's output.
+    pub completion: String,
+    /// Reward, for RL rollouts.
+    pub reward: Option<f64>,
+    /// Verifier verdict, for RL rollouts.
+    pub verdict: Option<String>,
+    /// Completion tokens.
+    pub tokens: i32,
+    /// Stopped by the token budget.
+    pub truncated: bool,
+}

@@ -1,10 +1,16 @@
 //! One module per `crucible` subcommand.
 
+pub mod api;
 pub mod bench;
 pub mod bench_decode;
 pub mod bench_tracking;
+pub mod dataset;
 pub mod db;
 pub mod generate;
+pub mod jobs;
+pub mod leaderboard;
 pub mod serve;
+pub mod submit;
 pub mod token;
 pub mod up;
+pub mod worker;

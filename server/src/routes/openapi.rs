@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         crate::routes::health,
         projects::create, projects::list, projects::show,
-        runs::create, runs::list, runs::show, runs::update, runs::log_params, runs::set_tags, runs::delete_tag,
+        runs::create, runs::list, runs::show, runs::update, runs::log_params, runs::set_tags, runs::delete_tag, runs::upload_completions, runs::list_completions,
         metrics::log, metrics::log_bulk, metrics::summaries, metrics::history, metrics::series,
         datasets::import, datasets::list, datasets::show, datasets::rows,
         models::register, models::list, models::show,

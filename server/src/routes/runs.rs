@@ -6,13 +6,13 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::live;
 use crate::routes::owned_run;
 use crate::state::AppState;
-use crate::store::projects;
+use crate::store::{completions, projects};
 use crate::store::runs::{self, RunFilter};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use crucible_types::{ApiError, CreateRun, LiveEvent, Run, RunPage, ScalarMap, UpdateRun};
+use crucible_types::{ApiError, CompletionRecord, CreateRun, LiveEvent, Run, RunPage, ScalarMap, UpdateRun};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}/params", post(log_params))
         .route("/runs/{id}/tags", post(set_tags))
         .route("/runs/{id}/tags/{key}", delete(delete_tag))
+        .route("/runs/{id}/completions", get(list_completions).post(upload_completions))
 }
 
 /// Tells live subscribers that a run appeared or changed state.
@@ -143,4 +144,50 @@ pub async fn delete_tag(
     runs::delete_tag(&mut tx, id, &key).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /api/v1/runs/{id}/completions`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct UploadCompletions {
+    /// Completions in any order.
+    pub completions: Vec<CompletionRecord>,
+}
+
+/// Stores completions (RL rollouts, generate outputs); re-uploads overwrite.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/completions", params(("id" = Uuid, Path)), request_body = UploadCompletions,
+    responses((status = 200, description = "stored"), (status = 422, body = ApiError)), security(("bearer" = [])))]
+pub async fn upload_completions(
+    State(s): State<AppState>,
+    auth: AuthTeam,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<UploadCompletions>,
+) -> Result<Json<serde_json::Value>> {
+    let mut tx = s.pool.begin().await?;
+    owned_run(&mut tx, &auth, id).await?;
+    let n = completions::upload(&mut tx, id, &body.completions).await?;
+    tx.commit().await?;
+    Ok(Json(serde_json::json!({ "stored": n })))
+}
+
+/// Which completions to read.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CompletionQuery {
+    /// Only this step.
+    pub step: Option<i64>,
+    /// Rows to skip.
+    pub offset: Option<i64>,
+    /// Rows to return, 1–1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// The run's completions, by step, group and sample.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/completions", params(("id" = Uuid, Path), CompletionQuery),
+    responses((status = 200, body = Vec<CompletionRecord>)))]
+pub async fn list_completions(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<CompletionQuery>,
+) -> Result<Json<Vec<CompletionRecord>>> {
+    Ok(Json(completions::list(&s.pool, id, q.step, q.offset.unwrap_or(0), q.limit.unwrap_or(100)).await?))
 }

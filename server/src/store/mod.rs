@@ -1,6 +1,7 @@
 //! Postgres access, one module per aggregate. Functions take an executor so handlers decide the
 //! transaction boundaries; every multi-statement write runs inside one transaction.
 
+pub mod completions;
 pub mod contamination;
 pub mod datasets;
 pub mod evals;

@@ -1,0 +1,41 @@
+//! `crucible dataset import`: register a JSONL file as a dataset version.
+
+use crate::cmd::api::ServerArgs;
+use anyhow::{Context, Result};
+use crucible_types::ImportDatasetResult;
+use std::path::PathBuf;
+
+/// Dataset subcommands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Import a JSONL file (math, code, choice or text rows); identical content reuses its version.
+    Import {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The JSONL file.
+        file: PathBuf,
+        /// Dataset name (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Row shape: math, code, choice or text.
+        #[arg(long)]
+        kind: String,
+    },
+}
+
+/// Runs the subcommand.
+pub fn run(c: Command) -> Result<()> {
+    let Command::Import { server, file, name, kind } = c;
+    let body = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = name.unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+    let source = file.display().to_string();
+    let query = [("name", name.as_str()), ("kind", kind.as_str()), ("source", source.as_str())];
+    let r: ImportDatasetResult = tokio::runtime::Runtime::new()?
+        .block_on(server.post_raw("/datasets/import", &query, body, "application/x-ndjson"))
+        .with_context(|| format!("importing {}", file.display()))?;
+    let d = r.dataset;
+    let verb = if r.created { "imported" } else { "already present as" };
+    println!("{verb} {} v{} ({} rows, {}): {}", d.name, d.version, d.row_count, d.kind, d.id);
+    Ok(())
+}
+

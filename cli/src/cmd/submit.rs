@@ -1,0 +1,103 @@
+//! `crucible submit eval`: queue an evaluation and, with `--wait`, follow it to the end.
+
+use crate::cmd::api::ServerArgs;
+use anyhow::{Result, bail};
+use crucible_types::{EvalSpec, Job, JobRequirements, JobSpec, JobStatus, SamplingParams, SubmitJob};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// What to submit.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Evaluate a model on benchmarks.
+    Eval(EvalArgs),
+}
+
+/// Arguments of `crucible submit eval`.
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Registered model id.
+    #[arg(long)]
+    pub model: Uuid,
+    /// Benchmark names (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub benchmark: Vec<String>,
+    /// `mimo` (T=0.6, top-p 0.95, avg@32 AIME / avg@8 code+GPQA) or `greedy`.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Samples per problem (overrides the preset).
+    #[arg(long)]
+    pub n: Option<u32>,
+    /// k values for pass@k and maj@k.
+    #[arg(long, value_delimiter = ',')]
+    pub k: Vec<u32>,
+    /// Only the first N problems of each benchmark.
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Sampling temperature (overrides the preset's sampling).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Token budget per completion.
+    #[arg(long)]
+    pub max_new_tokens: Option<u32>,
+    /// Queue priority (higher first).
+    #[arg(long, default_value_t = 0)]
+    pub priority: i32,
+    /// Follow the job until it ends, with a progress bar.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+async fn wait(server: &ServerArgs, id: Uuid) -> Result<Job> {
+    let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template("{spinner} {msg} {bar:30} {pos}/{len}")?);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    loop {
+        let job: Job = server.get(&format!("/jobs/{id}")).await?;
+        if let Some(p) = &job.progress {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+        }
+        bar.set_message(format!("{} ({})", job.status, job.progress.as_ref().map(|p| p.message.as_str()).unwrap_or("")));
+        if matches!(job.status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled) {
+            bar.finish_and_clear();
+            return Ok(job);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Runs the subcommand.
+pub fn run(c: Command) -> Result<()> {
+    let Command::Eval(a) = c;
+    let sampling = (a.temperature.is_some() || a.max_new_tokens.is_some()).then(|| SamplingParams {
+        temperature: a.temperature.unwrap_or(0.0),
+        max_new_tokens: a.max_new_tokens.unwrap_or(1024),
+        ..SamplingParams::default()
+    });
+    let spec = EvalSpec {
+        model_id: a.model,
+        benchmarks: a.benchmark.clone(),
+        sampling,
+        n_samples: a.n,
+        limit: a.limit,
+        preset: a.preset.clone(),
+        ks: a.k.clone(),
+        project_id: None,
+    };
+    let req = SubmitJob { spec: JobSpec::Eval(spec), priority: a.priority, requirements: JobRequirements::default(), max_attempts: None };
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let job: Job = a.server.post("/jobs", &req).await?;
+        println!("{}", job.id);
+        if a.wait {
+            let done = wait(&a.server, job.id).await?;
+            eprintln!("job {} {}", done.id, done.status);
+            if done.status != JobStatus::Succeeded {
+                bail!("job {}: {}", done.status, done.error.unwrap_or_default());
+            }
+        }
+        Ok(())
+    })
+}
