@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 
 /// Top-level command line.
 #[derive(Parser)]
-#[command(name = "crucible", version, about = "Train and evaluate reasoning LLMs the MiMo way")]
+#[command(
+    name = "crucible",
+    version,
+    about = "Train and evaluate reasoning LLMs the MiMo way"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
