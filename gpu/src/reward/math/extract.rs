@@ -109,12 +109,26 @@ pub fn last_boxed(text: &str) -> Option<&str> {
     None
 }
 
+/// The text before the first `$` that is not written `\$` (the end of inline math).
+fn until_unescaped_dollar(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'$' => return &s[..i],
+            _ => i += 1,
+        }
+    }
+    s
+}
+
 /// Cleans a phrase-style answer: first line, inline math, trailing period and boilerplate.
 fn clean_phrase(rest: &str) -> Option<String> {
     let rest = rest.trim_start().trim_start_matches('*').trim_start();
     let candidate = if let Some(after) = rest.strip_prefix('$') {
         let inner = after.strip_prefix('$').unwrap_or(after);
-        inner.split('$').next()?
+        until_unescaped_dollar(inner)
     } else if let Some(boxed) = last_boxed(rest.lines().next()?) {
         boxed
     } else {
@@ -177,6 +191,7 @@ mod tests {
             Some("\\frac{1}{2}".into())
         );
         assert_eq!(ex("**Answer:** 5\nmore text"), Some("5".into()));
+        assert_eq!(ex("The answer is $\\$18.90$."), Some("\\$18.90".into()));
         assert_eq!(ex("She earns 18 dollars.\n#### 18"), Some("18".into()));
         assert_eq!(ex("no answer here 3 4"), None);
         let last = ExtractConfig {
