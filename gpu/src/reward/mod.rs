@@ -4,4 +4,5 @@
 //! Why here: the eval harness and the RL trainer must score a completion identically, so both
 //! call this module; nothing in it touches a GPU or the network.
 
+pub mod code;
 pub mod math;
