@@ -204,10 +204,53 @@ impl RunOutcome {
     }
 }
 
-/// Builds `mount -t tmpfs … <dir>; …; exec "$@"` for the folders to hide (paths with a quote,
-/// missing folders and ancestors of the working directory are skipped).
-fn hide_script(hidden: &[PathBuf], workdir: &Path) -> Option<String> {
+/// The parent of all working directories: owned by us and not writable by others, so a program
+/// cannot write next to its own folder (`../x`).
+fn sandbox_root() -> Result<PathBuf, SandboxError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let root = std::env::temp_dir().join(format!("crucible-sandbox-{}", Uid::effective()));
+    match std::fs::DirBuilder::new().mode(0o711).create(&root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(SandboxError::WorkDir(e)),
+    }
+    let meta = std::fs::symlink_metadata(&root).map_err(SandboxError::WorkDir)?;
+    if !meta.is_dir()
+        || meta.uid() != Uid::effective().as_raw()
+        || meta.permissions().mode() & 0o022 != 0
+    {
+        return Err(SandboxError::WorkDir(std::io::Error::other(format!(
+            "{} is not a private folder of ours",
+            root.display()
+        ))));
+    }
+    Ok(root)
+}
+
+/// Shared scratch folders that get a private, empty, size-capped tmpfs.
+const SCRATCH: [&str; 2] = ["/var/tmp", "/dev/shm"];
+
+/// Where the working directory appears inside the namespace (bind-mounted into the private /tmp).
+const INNER_WORKDIR: &str = "/tmp/work";
+
+/// Builds the `sh` script run as namespace root before privileges are dropped: an empty tmpfs over
+/// each folder to hide (paths with a quote, missing folders and ancestors of the working directory
+/// are skipped), a private tmpfs over the shared scratch folders and over /tmp, with the working
+/// directory (still reachable as `.`) bind-mounted at /tmp/work; then `exec "$@"`. If /tmp cannot
+/// be replaced the run goes on in place; if the bind fails after that, the run stops (exit 125).
+fn hide_script(hidden: &[PathBuf], workdir: &Path) -> String {
     let mut script = String::new();
+    for s in SCRATCH {
+        if Path::new(s).is_dir() {
+            script.push_str(&format!(
+                "mount -t tmpfs -o size=64m,mode=1777 crucible-scratch {s} 2>/dev/null; "
+            ));
+        }
+    }
+    script.push_str(&format!(
+        "if mount -t tmpfs -o size=64m,mode=1777 crucible-scratch /tmp 2>/dev/null; then \
+         mkdir -p {INNER_WORKDIR} && mount --no-canonicalize --bind . {INNER_WORKDIR} && cd {INNER_WORKDIR} || exit 125; fi; "
+    ));
     for p in hidden {
         let Some(s) = p.to_str() else { continue };
         if s.contains('\'') || !p.is_dir() || workdir.starts_with(p) || !p.is_absolute() {
@@ -217,11 +260,8 @@ fn hide_script(hidden: &[PathBuf], workdir: &Path) -> Option<String> {
             "mount -t tmpfs -o size=16k,mode=755 crucible-hidden '{s}' 2>/dev/null; "
         ));
     }
-    if script.is_empty() {
-        return None;
-    }
     script.push_str("exec \"$@\"");
-    Some(script)
+    script
 }
 
 /// A fresh working directory plus limits; each [`Sandbox::run`] is one isolated process tree.
@@ -230,15 +270,15 @@ pub struct Sandbox {
     dir: tempfile::TempDir,
     uid: Option<u32>,
     /// The `sh` script run as namespace root before dropping privileges: hides host folders.
-    hide_script: Option<String>,
+    hide_script: String,
 }
 
 impl Sandbox {
     /// Creates the working directory (owned by the sandbox uid when there is one).
     pub fn new(config: &SandboxConfig) -> Result<Sandbox, SandboxError> {
         let dir = tempfile::Builder::new()
-            .prefix("crucible-sandbox-")
-            .tempdir()
+            .prefix("run-")
+            .tempdir_in(sandbox_root()?)
             .map_err(SandboxError::WorkDir)?;
         let uid = Isolation::detect()
             .dedicated_uid
@@ -296,9 +336,12 @@ impl Sandbox {
             if self.uid.is_none() {
                 cmd.splice(1..1, USER_NAMESPACE.iter().map(|s| s.to_string()));
             }
-            if let Some(script) = &self.hide_script {
-                cmd.extend(["/bin/sh".into(), "-c".into(), script.clone(), "sh".into()]);
-            }
+            cmd.extend([
+                "/bin/sh".into(),
+                "-c".into(),
+                self.hide_script.clone(),
+                "sh".into(),
+            ]);
         }
         if let Some(uid) = self.uid {
             cmd.extend([
@@ -347,14 +390,20 @@ impl Sandbox {
     ) -> Result<RunOutcome, SandboxError> {
         let full = self.wrapped(argv, limits);
         let dir = self.dir.path();
+        // Inside the namespaces /tmp is the run's private tmpfs; without them, the working folder.
+        let scratch = if Isolation::detect().pid_namespace {
+            Path::new("/tmp")
+        } else {
+            dir
+        };
         let started = Instant::now();
         let mut child = Command::new(&full[0])
             .args(&full[1..])
             .current_dir(dir)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", dir)
-            .env("TMPDIR", dir)
+            .env("HOME", &scratch)
+            .env("TMPDIR", &scratch)
             .env("LANG", "C.UTF-8")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONIOENCODING", "utf-8")
