@@ -4,5 +4,6 @@
 //! Why here: the eval harness and the RL trainer must score a completion identically, so both
 //! call this module; nothing in it touches a GPU or the network.
 
+pub mod choice;
 pub mod code;
 pub mod math;

@@ -44,6 +44,7 @@ pub struct CodeProblem {
 /// Imports LeetCode solutions take for granted (`List`, `defaultdict`, `heappush` …).
 const LEETCODE_PRELUDE: &str = "from typing import *\nfrom collections import *\nfrom itertools import *\n\
 from functools import *\nfrom heapq import *\nfrom bisect import *\n\
+from math import inf, gcd, lcm, comb, perm, factorial, sqrt, isqrt, log, log2, ceil, floor\n\
 import math, heapq, bisect, itertools, functools, collections, re, string, operator, random, sys\n";
 
 fn str_field<'a>(v: &'a Value, id: &str, field: &'static str) -> Result<&'a str, FormatError> {
