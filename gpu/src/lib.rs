@@ -3,4 +3,5 @@
 pub mod device;
 pub mod engine;
 pub mod model;
+pub mod reward;
 pub mod tokenizer;
