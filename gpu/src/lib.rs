@@ -2,6 +2,8 @@
 
 pub mod device;
 pub mod engine;
+pub mod eval;
 pub mod model;
+pub mod reward;
 pub mod tokenizer;
 pub mod worker;

@@ -1,0 +1,98 @@
+//! The local generator: the MiMo engine on this machine's device.
+
+use crucible_types::sampling::{FinishReason, SamplingParams};
+
+use super::EvalError;
+use super::generator::{Completion, Generator, sample_params};
+use crate::engine::{GenerationRequest, generate};
+use crate::model::MimoModel;
+use crate::tokenizer::{ChatMessage, Tokenizer, TokenizerError};
+
+/// Sequences decoded together by default: enough to keep a GPU busy on short prompts, small
+/// enough for a 7B model's KV cache at a few thousand tokens per row.
+pub const DEFAULT_MAX_BATCH: usize = 64;
+
+/// Runs prompts through a loaded checkpoint with its chat template.
+pub struct LocalGenerator<'m> {
+    model: &'m MimoModel,
+    tokenizer: &'m Tokenizer,
+    max_batch: usize,
+}
+
+impl<'m> LocalGenerator<'m> {
+    /// A generator over a model and its tokenizer, decoding up to [`DEFAULT_MAX_BATCH`] rows.
+    pub fn new(model: &'m MimoModel, tokenizer: &'m Tokenizer) -> Self {
+        Self {
+            model,
+            tokenizer,
+            max_batch: DEFAULT_MAX_BATCH,
+        }
+    }
+
+    /// Caps the rows decoded at once (device memory).
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// Prompt token ids: the user message in the chat template, or the raw text for a base
+    /// checkpoint without one.
+    fn encode(&self, prompt: &str) -> Result<Vec<u32>, EvalError> {
+        match self
+            .tokenizer
+            .apply_chat_template(&[ChatMessage::user(prompt)], true)
+        {
+            Ok(text) => Ok(self.tokenizer.encode(&text, false)?),
+            Err(TokenizerError::NoChatTemplate { .. }) => {
+                Ok(self.tokenizer.encode(prompt, true)?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Generator for LocalGenerator<'_> {
+    fn generate(
+        &mut self,
+        prompts: &[String],
+        sampling: &SamplingParams,
+        n: u32,
+    ) -> Result<Vec<Vec<Completion>>, EvalError> {
+        let context = self.model.config().max_position_embeddings;
+        let mut requests = Vec::with_capacity(prompts.len() * n as usize);
+        for (i, prompt) in prompts.iter().enumerate() {
+            let ids = self.encode(prompt)?;
+            if ids.len() >= context {
+                return Err(EvalError::InvalidArgs(format!(
+                    "prompt {i} has {} tokens; the model's context is {context}",
+                    ids.len()
+                )));
+            }
+            // The budget never runs past the context: the sample ends there, marked truncated.
+            let room = u32::try_from(context - ids.len()).unwrap_or(u32::MAX);
+            for j in 0..n {
+                let mut params = sample_params(sampling, j);
+                params.max_new_tokens = params.max_new_tokens.min(room);
+                requests.push(GenerationRequest {
+                    prompt_ids: ids.clone(),
+                    params,
+                });
+            }
+        }
+        let mut flat = Vec::with_capacity(requests.len());
+        for batch in requests.chunks(self.max_batch) {
+            for seq in generate(self.model, self.tokenizer, batch, |_, _| {})? {
+                flat.push(Completion {
+                    tokens: u32::try_from(seq.token_ids.len()).unwrap_or(u32::MAX),
+                    truncated: seq.finish_reason == FinishReason::Length,
+                    text: seq.text,
+                });
+            }
+        }
+        let mut flat = flat.into_iter();
+        Ok(prompts
+            .iter()
+            .map(|_| flat.by_ref().take(n as usize).collect())
+            .collect())
+    }
+}

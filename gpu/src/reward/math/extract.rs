@@ -1,0 +1,209 @@
+//! Finding the final answer inside a model's completion.
+//!
+//! Why configurable: R1/MiMo-style prompts ask for `\boxed{}`, Minerva-style prompts for "The final
+//! answer is …", GSM8K references end in `#### …`; an eval chooses which of these count, in order.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// One way of locating the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The last `\boxed{…}`, `\fbox{…}` or `\framebox{…}` (nested braces allowed).
+    Boxed,
+    /// The text after the last "answer is" / "Answer:".
+    AnswerPhrase,
+    /// The text after the last `####` (GSM8K references).
+    Gsm8kHashes,
+    /// The last number in the text (off by default: it rewards rambling).
+    LastNumber,
+}
+
+/// Which strategies to try, first hit wins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtractConfig {
+    pub strategies: Vec<Strategy>,
+}
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        ExtractConfig {
+            strategies: vec![
+                Strategy::Boxed,
+                Strategy::AnswerPhrase,
+                Strategy::Gsm8kHashes,
+            ],
+        }
+    }
+}
+
+static ANSWER_PHRASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:final answer|the answer|answer)\s*(?:is|:)\s*:?")
+        .unwrap_or_else(|e| panic!("{e}"))
+});
+static GSM8K: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"####\s*([^\n]+)").unwrap_or_else(|e| panic!("{e}")));
+static NUMBER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"-?\d[\d,]*(?:\.\d+)?").unwrap_or_else(|e| panic!("{e}")));
+
+/// Returns the balanced-brace group starting at `open` (which must be `{`), without the braces.
+fn braced_group(s: &str, open: usize) -> Option<&str> {
+    let bytes = s.as_bytes();
+    if bytes.get(open) != Some(&b'{') {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&s[open + 1..i]);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The content of the last complete `\boxed{…}` (or `\fbox`, `\framebox`, `\boxed 5`).
+pub fn last_boxed(text: &str) -> Option<&str> {
+    let mut starts: Vec<(usize, usize)> = ["\\boxed", "\\fbox", "\\framebox"]
+        .iter()
+        .flat_map(|cmd| text.match_indices(cmd).map(move |(i, m)| (i, i + m.len())))
+        .collect();
+    starts.sort_unstable();
+    for &(_, after) in starts.iter().rev() {
+        let rest = &text[after..];
+        if rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            continue;
+        }
+        let mut skip = rest.len() - rest.trim_start().len();
+        if text[after + skip..].starts_with('[') {
+            if let Some(close) = text[after + skip..].find(']') {
+                skip += close + 1;
+            }
+        }
+        let open = after + skip;
+        if text[open..].starts_with('{') {
+            if let Some(inner) = braced_group(text, open) {
+                return Some(inner);
+            }
+        } else if skip > 0 {
+            let token = text[open..]
+                .split(|c: char| c.is_whitespace() || c == '$')
+                .next()?;
+            if !token.is_empty() {
+                return Some(token);
+            }
+        }
+    }
+    None
+}
+
+/// The text before the first `$` that is not written `\$` (the end of inline math).
+fn until_unescaped_dollar(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'$' => return &s[..i],
+            _ => i += 1,
+        }
+    }
+    s
+}
+
+/// Cleans a phrase-style answer: first line, inline math, trailing period and boilerplate.
+fn clean_phrase(rest: &str) -> Option<String> {
+    let rest = rest.trim_start().trim_start_matches('*').trim_start();
+    let candidate = if let Some(after) = rest.strip_prefix('$') {
+        let inner = after.strip_prefix('$').unwrap_or(after);
+        until_unescaped_dollar(inner)
+    } else if let Some(boxed) = last_boxed(rest.lines().next()?) {
+        boxed
+    } else {
+        rest.lines().next()?
+    };
+    let candidate = candidate.split(". I hope it is correct").next()?;
+    let candidate = candidate.trim().trim_end_matches(['.', '*']).trim();
+    (!candidate.is_empty()).then(|| candidate.to_string())
+}
+
+/// Extracts the final answer of `text` using the configured strategies in order.
+pub fn extract_answer(text: &str, cfg: &ExtractConfig) -> Option<String> {
+    cfg.strategies.iter().find_map(|s| match s {
+        Strategy::Boxed => last_boxed(text)
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty()),
+        Strategy::AnswerPhrase => {
+            let m = ANSWER_PHRASE.find_iter(text).last()?;
+            clean_phrase(&text[m.end()..])
+        }
+        Strategy::Gsm8kHashes => GSM8K
+            .captures_iter(text)
+            .last()
+            .map(|c| c[1].trim().to_string()),
+        Strategy::LastNumber => NUMBER
+            .find_iter(text)
+            .last()
+            .map(|m| m.as_str().to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(text: &str) -> Option<String> {
+        extract_answer(text, &ExtractConfig::default())
+    }
+
+    #[test]
+    fn boxed_with_nested_braces_last_wins() {
+        assert_eq!(
+            ex(r"first \boxed{1} then \boxed{\frac{a}{b^{2}}}."),
+            Some(r"\frac{a}{b^{2}}".into())
+        );
+        assert_eq!(ex(r"so $\fbox{42}$"), Some("42".into()));
+        assert_eq!(ex(r"\framebox{204} minutes"), Some("204".into()));
+        assert_eq!(ex(r"\boxed 7 done"), Some("7".into()));
+        assert_eq!(ex(r"\boxed{\{1, 2\}}"), Some(r"\{1, 2\}".into()));
+        // A truncated last box falls back to the previous complete one.
+        assert_eq!(ex(r"\boxed{3} and then \boxed{4"), Some("3".into()));
+        assert_eq!(ex(r"\boxed{}"), None);
+    }
+
+    #[test]
+    fn phrase_and_gsm8k_fallbacks() {
+        assert_eq!(ex("so the answer is 12."), Some("12".into()));
+        assert_eq!(
+            ex("Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct."),
+            Some("\\frac{1}{2}".into())
+        );
+        assert_eq!(ex("**Answer:** 5\nmore text"), Some("5".into()));
+        assert_eq!(ex("The answer is $\\$18.90$."), Some("\\$18.90".into()));
+        assert_eq!(ex("She earns 18 dollars.\n#### 18"), Some("18".into()));
+        assert_eq!(ex("no answer here 3 4"), None);
+        let last = ExtractConfig {
+            strategies: vec![Strategy::LastNumber],
+        };
+        assert_eq!(
+            extract_answer("3 then 1,234.5 ok", &last),
+            Some("1,234.5".into())
+        );
+        let boxed_only = ExtractConfig {
+            strategies: vec![Strategy::Boxed],
+        };
+        assert_eq!(extract_answer("The answer is 3", &boxed_only), None);
+    }
+}
