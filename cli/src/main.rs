@@ -25,6 +25,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(cmd::token::Command),
+    /// Run a verifier by hand (math answer, code judge) to debug a verdict.
+    #[command(subcommand)]
+    Verify(cmd::verify::Command),
     /// Measure Crucible against its peers.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -43,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => cmd::up::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
+        Command::Verify(c) => cmd::verify::run(c),
         Command::Bench(c) => cmd::bench::run(c),
     }
 }
