@@ -27,6 +27,9 @@ enum Command {
     Token(cmd::token::Command),
     /// Generate text from an HF-format MiMo/Qwen2 checkpoint, streaming it to stdout.
     Generate(cmd::generate::Args),
+    /// Run a verifier by hand (math answer, code judge) to debug a verdict.
+    #[command(subcommand)]
+    Verify(cmd::verify::Command),
     /// Measure Crucible against its peers.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -58,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
         Command::Generate(args) => cmd::generate::run(args),
+        Command::Verify(c) => cmd::verify::run(c),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Submit(c) => cmd::submit::run(c),

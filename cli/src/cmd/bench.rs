@@ -9,6 +9,8 @@ pub enum Command {
     Tracking(bench_tracking::Args),
     /// Decode tokens/s of the MiMo model on the CPU, against transformers on the same weights.
     Decode(super::bench_decode::Args),
+    /// Verdicts per second of the math verifier (vs HF math-verify) and of the code judge.
+    Verify(super::bench_verify::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -16,5 +18,6 @@ pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Tracking(args) => bench_tracking::run(args),
         Command::Decode(args) => super::bench_decode::run(args),
+        Command::Verify(args) => super::bench_verify::run(args),
     }
 }

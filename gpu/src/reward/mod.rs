@@ -7,3 +7,4 @@
 pub mod choice;
 pub mod code;
 pub mod math;
+pub mod pool;

@@ -20,6 +20,8 @@ pub enum Strategy {
     Gsm8kHashes,
     /// The last number in the text (off by default: it rewards rambling).
     LastNumber,
+    /// The whole text is the answer (for bare answers typed by a person).
+    WholeText,
 }
 
 /// Which strategies to try, first hit wins.
@@ -157,6 +159,7 @@ pub fn extract_answer(text: &str, cfg: &ExtractConfig) -> Option<String> {
             .find_iter(text)
             .last()
             .map(|m| m.as_str().to_string()),
+        Strategy::WholeText => Some(text.trim().to_string()).filter(|t| !t.is_empty()),
     })
 }
 
@@ -201,6 +204,10 @@ mod tests {
             extract_answer("3 then 1,234.5 ok", &last),
             Some("1,234.5".into())
         );
+        let whole = ExtractConfig {
+            strategies: vec![Strategy::Boxed, Strategy::WholeText],
+        };
+        assert_eq!(extract_answer(" 0.5 ", &whole), Some("0.5".into()));
         let boxed_only = ExtractConfig {
             strategies: vec![Strategy::Boxed],
         };

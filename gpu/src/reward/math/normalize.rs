@@ -45,6 +45,7 @@ static SQRT_DIGIT: LazyLock<Regex> = LazyLock::new(|| re(r"\\sqrt\s*(\d)"));
 static FRAC_DIGITS: LazyLock<Regex> = LazyLock::new(|| re(r"\\frac\s*(\d)\s*(\d)"));
 static PLAIN_FUNC: LazyLock<Regex> =
     LazyLock::new(|| re(r"(^|[^a-zA-Z\\])(sqrt|sin|cos|tan|ln|log|exp)\s*\("));
+static PLAIN_PI: LazyLock<Regex> = LazyLock::new(|| re(r"(^|[^a-zA-Z\\])pi\b"));
 static INFINITY_WORD: LazyLock<Regex> = LazyLock::new(|| re(r"\\inf\b|\binfinity\b|\binf\b|∞"));
 static DECIMAL: LazyLock<Regex> = LazyLock::new(|| re(r"\d*\.\d+|\d+\."));
 static WHITESPACE: LazyLock<Regex> = LazyLock::new(|| re(r"\s+"));
@@ -167,6 +168,7 @@ pub fn normalize(raw: &str) -> String {
     s = FRAC_DIGITS.replace_all(&s, "\\frac{$1}{$2}").into_owned();
     s = PLAIN_FUNC.replace_all(&s, "$1\\$2(").into_owned();
     s = INFINITY_WORD.replace_all(&s, "\\infty").into_owned();
+    s = PLAIN_PI.replace_all(&s, "$1\\pi ").into_owned();
     s = trim_decimal_zeros(&s);
     s.trim().to_string()
 }
@@ -202,6 +204,8 @@ mod tests {
             ("2 \\text{ and } 3", "2, 3"),
             ("x = 3.", "x = 3"),
             ("sqrt(2)/2", r"\sqrt(2)/2"),
+            ("(3, pi/2)", r"(3, \pi /2)"),
+            ("2pi", r"2\pi"),
             (r"\left\{1,2\right\}", r"\{1, 2\}"),
             (
                 r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}",
