@@ -92,11 +92,8 @@ pub struct EvalSpec {
 pub struct GenerateSpec {
     /// A registered model.
     pub model_id: Uuid,
-    /// Prompts to complete.
+    /// User messages to answer (the model's chat template is applied).
     pub prompts: Vec<String>,
-    /// Wrap each prompt in the model's chat template.
-    #[serde(default)]
-    pub chat: bool,
     /// Sampling.
     #[serde(default)]
     pub sampling: SamplingParams,
