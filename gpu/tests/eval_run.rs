@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use crucible_gpu::eval::metrics::pass_at_k;
 use crucible_gpu::eval::{
-    Benchmark, EvalError, EvalReport, Generator, LocalGenerator, OpenAiConfig, OpenAiGenerator,
-    load_benchmark, run_eval,
+    Benchmark, Completion, EvalError, EvalReport, Generator, LocalGenerator, OpenAiConfig,
+    OpenAiGenerator, load_benchmark, run_eval,
 };
 use crucible_gpu::model::{LoadOptions, MimoModel};
 use crucible_gpu::tokenizer::Tokenizer;
@@ -22,6 +22,13 @@ use crucible_types::eval::SampleRecord;
 use crucible_types::sampling::SamplingParams;
 use serde_json::{Value, json};
 
+/// A run's report, every sample handed over, and every progress report.
+type Outcome = (
+    Result<EvalReport, EvalError>,
+    Vec<SampleRecord>,
+    Vec<(u64, u64)>,
+);
+
 /// Runs `bench` and collects every chunk handed to `on_samples` and every progress report.
 fn run(
     bench: &Benchmark,
@@ -29,11 +36,7 @@ fn run(
     n: u32,
     sampling: &SamplingParams,
     ks: &[u32],
-) -> (
-    Result<EvalReport, EvalError>,
-    Vec<SampleRecord>,
-    Vec<(u64, u64)>,
-) {
+) -> Outcome {
     let mut samples = Vec::new();
     let mut progress = Vec::new();
     let report = run_eval(
@@ -271,7 +274,7 @@ fn known_answers(prompt: &str, seed: u64) -> (String, &'static str) {
     if prompt.starts_with("2+2") {
         ("It is \\boxed{4}.".into(), "stop")
     } else if prompt.starts_with("3+3") {
-        let a = if seed % 2 == 0 { 6 } else { 7 };
+        let a = if seed.is_multiple_of(2) { 6 } else { 7 };
         (format!("So \\boxed{{{a}}}"), "stop")
     } else {
         ("\\boxed{11} and then".into(), "length")
@@ -399,4 +402,89 @@ fn openai_endpoint_errors_are_named_and_client_errors_not_retried() {
         .unwrap_err();
     assert!(e.to_string().contains("gave up after 3 attempts"), "{e}");
     assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
+}
+
+/// Replies with fixed texts per prompt, in order: a stand-in for a model whose answers are known,
+/// so that code grading through the real sandbox can be checked against canonical solutions.
+struct Replies(Vec<Vec<String>>);
+
+impl Generator for Replies {
+    fn generate(
+        &mut self,
+        prompts: &[String],
+        _sampling: &SamplingParams,
+        n: u32,
+    ) -> Result<Vec<Vec<Completion>>, EvalError> {
+        let out = self.0.drain(..prompts.len()).collect::<Vec<_>>();
+        Ok(out
+            .into_iter()
+            .map(|texts| {
+                assert_eq!(texts.len(), n as usize);
+                texts
+                    .into_iter()
+                    .map(|text| Completion {
+                        text,
+                        tokens: 1,
+                        truncated: false,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn code_benchmarks_grade_canonical_solutions_in_the_sandbox() {
+    let Some(dir) = std::env::var_os("CRUCIBLE_DATA_DIR").map(PathBuf::from) else {
+        println!(
+            "SKIPPED code_benchmarks_grade_canonical_solutions_in_the_sandbox: CRUCIBLE_DATA_DIR is not set"
+        );
+        return;
+    };
+    let raw: Vec<Value> = std::fs::read_to_string(dir.join("humaneval/HumanEval.jsonl"))
+        .unwrap()
+        .lines()
+        .take(2)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let bench = load_benchmark("humaneval", Some(&dir), Some(2)).unwrap();
+    // Per problem: the body alone (HumanEval's convention), the whole function in a fence, and a
+    // wrong body.
+    let replies = raw
+        .iter()
+        .map(|r| {
+            let (stub, body) = (
+                r["prompt"].as_str().unwrap(),
+                r["canonical_solution"].as_str().unwrap(),
+            );
+            vec![
+                body.to_string(),
+                format!("Here it is:\n```python\n{stub}{body}```"),
+                "    return None\n".to_string(),
+            ]
+        })
+        .collect();
+    let (report, samples, _) = run(
+        &bench,
+        &mut Replies(replies),
+        3,
+        &SamplingParams::greedy(8),
+        &[2],
+    );
+    let report = report.unwrap();
+    let verdicts: Vec<(i32, &str, bool)> = samples
+        .iter()
+        .map(|s| (s.sample_idx, s.verdict.as_str(), s.correct))
+        .collect();
+    for p in 0..2 {
+        let v = &verdicts[p * 3..p * 3 + 3];
+        assert_eq!(v[0], (0, "passed", true), "{verdicts:?}");
+        assert_eq!(v[1], (1, "passed", true), "{verdicts:?}");
+        assert!(!v[2].2 && v[2].1 != "passed", "{verdicts:?}");
+    }
+    assert!(samples[2].reward < 1.0);
+    assert!((metric(&report, "pass@1") - 2.0 / 3.0).abs() < 1e-12);
+    // Code has no answers to vote on: pass@k only.
+    let names: Vec<&str> = report.scores.iter().map(|s| s.metric.as_str()).collect();
+    assert_eq!(names, ["pass@1", "pass@2"]);
 }
