@@ -72,7 +72,11 @@ pub fn load_benchmark(
         "mmlu" => rows_of("mmlu/test.jsonl", DatasetKind::Choice)?,
         "arc_challenge" => rows_of("arc_challenge/test.jsonl", DatasetKind::Choice)?,
         "bbh" => load_bbh(dir)?,
-        _ => unreachable!("checked against BENCHMARKS above"),
+        _ => {
+            return Err(EvalError::UnknownBenchmark {
+                name: name.to_string(),
+            });
+        }
     };
     tracing::debug!(benchmark = name, problems = problems.len(), "loaded");
     Ok(Benchmark::from_problems(name, problems).truncated(limit))
