@@ -32,14 +32,19 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// State for `pool`, with the live-update listener started. `CRUCIBLE_LEASE_SECONDS` overrides
-/// the job lease length (tests shorten it).
+/// the job lease length.
 pub fn state(pool: PgPool) -> AppState {
-    let live = live::spawn_listener(pool.clone());
     let lease_seconds = std::env::var("CRUCIBLE_LEASE_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|s| *s > 0)
         .unwrap_or(state::DEFAULT_LEASE_SECONDS);
+    state_with_lease(pool, lease_seconds)
+}
+
+/// State with an explicit lease length (tests shorten it).
+pub fn state_with_lease(pool: PgPool, lease_seconds: u32) -> AppState {
+    let live = live::spawn_listener(pool.clone());
     AppState {
         pool,
         live,
@@ -60,5 +65,13 @@ pub async fn connect(database_url: &str) -> Result<PgPool, sqlx::Error> {
 
 /// Serves the application on `listener` until the process is stopped.
 pub async fn serve(listener: tokio::net::TcpListener, pool: PgPool) -> std::io::Result<()> {
-    axum::serve(listener, app(state(pool))).await
+    serve_state(listener, state(pool)).await
+}
+
+/// Serves with a prepared state (tests shorten the lease).
+pub async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).await
 }

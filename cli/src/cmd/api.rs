@@ -22,12 +22,17 @@ impl ServerArgs {
     }
 
     fn token(&self) -> Result<&str> {
-        self.token.as_deref().context("this command writes to the server: pass --token or set CRUCIBLE_TOKEN")
+        self.token
+            .as_deref()
+            .context("this command writes to the server: pass --token or set CRUCIBLE_TOKEN")
     }
 
     async fn finish<T: DeserializeOwned>(what: &str, r: reqwest::Response) -> Result<T> {
         let status = r.status();
-        let text = r.text().await.with_context(|| format!("{what}: no reply body"))?;
+        let text = r
+            .text()
+            .await
+            .with_context(|| format!("{what}: no reply body"))?;
         if !status.is_success() {
             let detail = serde_json::from_str::<crucible_types::ApiError>(&text)
                 .map(|e| match e.error.field {
@@ -42,7 +47,11 @@ impl ServerArgs {
 
     /// GET a JSON resource.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let r = reqwest::Client::new().get(self.url(path)).send().await.with_context(|| format!("cannot reach {}", self.server))?;
+        let r = reqwest::Client::new()
+            .get(self.url(path))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.server))?;
         Self::finish(path, r).await
     }
 
@@ -59,7 +68,13 @@ impl ServerArgs {
     }
 
     /// POST a raw body with the token and query parameters.
-    pub async fn post_raw<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)], body: String, content_type: &str) -> Result<T> {
+    pub async fn post_raw<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: String,
+        content_type: &str,
+    ) -> Result<T> {
         let r = reqwest::Client::new()
             .post(self.url(path))
             .query(query)

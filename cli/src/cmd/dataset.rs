@@ -25,17 +25,37 @@ pub enum Command {
 
 /// Runs the subcommand.
 pub fn run(c: Command) -> Result<()> {
-    let Command::Import { server, file, name, kind } = c;
-    let body = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let name = name.unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+    let Command::Import {
+        server,
+        file,
+        name,
+        kind,
+    } = c;
+    let body = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let name = name.unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
     let source = file.display().to_string();
-    let query = [("name", name.as_str()), ("kind", kind.as_str()), ("source", source.as_str())];
+    let query = [
+        ("name", name.as_str()),
+        ("kind", kind.as_str()),
+        ("source", source.as_str()),
+    ];
     let r: ImportDatasetResult = tokio::runtime::Runtime::new()?
         .block_on(server.post_raw("/datasets/import", &query, body, "application/x-ndjson"))
         .with_context(|| format!("importing {}", file.display()))?;
     let d = r.dataset;
-    let verb = if r.created { "imported" } else { "already present as" };
-    println!("{verb} {} v{} ({} rows, {}): {}", d.name, d.version, d.row_count, d.kind, d.id);
+    let verb = if r.created {
+        "imported"
+    } else {
+        "already present as"
+    };
+    println!(
+        "{verb} {} v{} ({} rows, {}): {}",
+        d.name, d.version, d.row_count, d.kind, d.id
+    );
     Ok(())
 }
-

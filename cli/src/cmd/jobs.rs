@@ -21,14 +21,20 @@ pub fn run(a: Args) -> Result<()> {
         None => "/jobs".to_string(),
     };
     let jobs: Vec<Job> = tokio::runtime::Runtime::new()?.block_on(a.server.get(&path))?;
-    println!("{:<36}  {:<8}  {:<9}  {:>4}  {:>7}  {:<36}  {}", "id", "kind", "status", "prio", "attempt", "worker", "progress / error");
+    println!(
+        "{:<36}  {:<8}  {:<9}  {:>4}  {:>7}  {:<36}  {}",
+        "id", "kind", "status", "prio", "attempt", "worker", "progress / error"
+    );
     for j in jobs {
         let detail = match (&j.error, &j.progress) {
             (Some(e), _) => e.clone(),
             (None, Some(p)) => format!("{}/{} {}", p.done, p.total, p.message),
             (None, None) => String::new(),
         };
-        let worker = j.worker_id.map(|w| w.to_string()).unwrap_or_else(|| "-".into());
+        let worker = j
+            .worker_id
+            .map(|w| w.to_string())
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<36}  {:<8}  {:<9}  {:>4}  {:>3}/{:<3}  {:<36}  {detail}",
             j.id, j.kind, j.status, j.priority, j.attempts, j.max_attempts, worker

@@ -15,7 +15,8 @@ pub struct Args {
 }
 
 fn pct(v: Option<f64>) -> String {
-    v.map(|v| format!("{:.1}", v * 100.0)).unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{:.1}", v * 100.0))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Runs the subcommand.
@@ -24,14 +25,24 @@ pub fn run(a: Args) -> Result<()> {
         Some(t) => format!("/leaderboard?team_id={t}"),
         None => "/leaderboard".to_string(),
     };
-    let rows: Vec<LeaderboardRow> = tokio::runtime::Runtime::new()?.block_on(a.server.get(&path))?;
-    println!("{:<28}  {:<14}  {:>7}  {:>15}  {:>5}  {:>8}  {:<4}  {}", "model", "benchmark", "pass@1", "95% CI", "n", "problems", "T", "flags");
+    let rows: Vec<LeaderboardRow> =
+        tokio::runtime::Runtime::new()?.block_on(a.server.get(&path))?;
+    println!(
+        "{:<28}  {:<14}  {:>7}  {:>15}  {:>5}  {:>8}  {:<4}  {}",
+        "model", "benchmark", "pass@1", "95% CI", "n", "problems", "T", "flags"
+    );
     for r in rows {
         let ci = format!("[{}, {}]", pct(r.ci_low), pct(r.ci_high));
         let flag = if r.contaminated { "CONTAMINATED" } else { "" };
         println!(
             "{:<28}  {:<14}  {:>7}  {:>15}  {:>5}  {:>8}  {:<4}  {flag}",
-            r.model_name, r.benchmark, pct(Some(r.score)), ci, r.n_samples, r.problems, r.sampling.temperature
+            r.model_name,
+            r.benchmark,
+            pct(Some(r.score)),
+            ci,
+            r.n_samples,
+            r.problems,
+            r.sampling.temperature
         );
     }
     Ok(())

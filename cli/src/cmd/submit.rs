@@ -2,7 +2,9 @@
 
 use crate::cmd::api::ServerArgs;
 use anyhow::{Result, bail};
-use crucible_types::{EvalSpec, Job, JobRequirements, JobSpec, JobStatus, SamplingParams, SubmitJob};
+use crucible_types::{
+    EvalSpec, Job, JobRequirements, JobSpec, JobStatus, SamplingParams, SubmitJob,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
 use uuid::Uuid;
@@ -52,7 +54,9 @@ pub struct EvalArgs {
 }
 
 async fn wait(server: &ServerArgs, id: Uuid) -> Result<Job> {
-    let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template("{spinner} {msg} {bar:30} {pos}/{len}")?);
+    let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
+        "{spinner} {msg} {bar:30} {pos}/{len}",
+    )?);
     bar.enable_steady_tick(Duration::from_millis(200));
     loop {
         let job: Job = server.get(&format!("/jobs/{id}")).await?;
@@ -60,8 +64,18 @@ async fn wait(server: &ServerArgs, id: Uuid) -> Result<Job> {
             bar.set_length(p.total);
             bar.set_position(p.done);
         }
-        bar.set_message(format!("{} ({})", job.status, job.progress.as_ref().map(|p| p.message.as_str()).unwrap_or("")));
-        if matches!(job.status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled) {
+        bar.set_message(format!(
+            "{} ({})",
+            job.status,
+            job.progress
+                .as_ref()
+                .map(|p| p.message.as_str())
+                .unwrap_or("")
+        ));
+        if matches!(
+            job.status,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        ) {
             bar.finish_and_clear();
             return Ok(job);
         }
@@ -72,11 +86,12 @@ async fn wait(server: &ServerArgs, id: Uuid) -> Result<Job> {
 /// Runs the subcommand.
 pub fn run(c: Command) -> Result<()> {
     let Command::Eval(a) = c;
-    let sampling = (a.temperature.is_some() || a.max_new_tokens.is_some()).then(|| SamplingParams {
-        temperature: a.temperature.unwrap_or(0.0),
-        max_new_tokens: a.max_new_tokens.unwrap_or(1024),
-        ..SamplingParams::default()
-    });
+    let sampling =
+        (a.temperature.is_some() || a.max_new_tokens.is_some()).then(|| SamplingParams {
+            temperature: a.temperature.unwrap_or(0.0),
+            max_new_tokens: a.max_new_tokens.unwrap_or(1024),
+            ..SamplingParams::default()
+        });
     let spec = EvalSpec {
         model_id: a.model,
         benchmarks: a.benchmark.clone(),
@@ -87,7 +102,12 @@ pub fn run(c: Command) -> Result<()> {
         ks: a.k.clone(),
         project_id: None,
     };
-    let req = SubmitJob { spec: JobSpec::Eval(spec), priority: a.priority, requirements: JobRequirements::default(), max_attempts: None };
+    let req = SubmitJob {
+        spec: JobSpec::Eval(spec),
+        priority: a.priority,
+        requirements: JobRequirements::default(),
+        max_attempts: None,
+    };
     tokio::runtime::Runtime::new()?.block_on(async {
         let job: Job = a.server.post("/jobs", &req).await?;
         println!("{}", job.id);

@@ -29,7 +29,11 @@ impl Args {
     pub fn config(&self) -> Result<WorkerConfig> {
         Ok(WorkerConfig {
             server: self.server.server.clone(),
-            token: self.server.token.clone().context("a worker needs --token or CRUCIBLE_TOKEN")?,
+            token: self
+                .server
+                .token
+                .clone()
+                .context("a worker needs --token or CRUCIBLE_TOKEN")?,
             name: self.name.clone(),
             data_dir: self.data_dir.clone(),
             poll: Duration::from_secs_f64(self.poll_seconds.max(0.05)),

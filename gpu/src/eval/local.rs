@@ -68,19 +68,22 @@ impl Generator for LocalGenerator<'_> {
                     ids.len()
                 )));
             }
-            // The budget never runs past the context: the sample ends there, marked truncated.
-            let room = u32::try_from(context - ids.len()).unwrap_or(u32::MAX);
             for j in 0..n {
-                let mut params = sample_params(sampling, j);
-                params.max_new_tokens = params.max_new_tokens.min(room);
                 requests.push(GenerationRequest {
                     prompt_ids: ids.clone(),
-                    params,
+                    params: sample_params(sampling, j),
                 });
             }
         }
         let mut flat = Vec::with_capacity(requests.len());
-        for batch in requests.chunks(self.max_batch) {
+        for batch in requests.chunks_mut(self.max_batch) {
+            // Rows are left-padded to the batch's longest prompt, so that prompt bounds every row's
+            // room: the budget never runs past the context; such a sample ends there, truncated.
+            let longest = batch.iter().map(|r| r.prompt_ids.len()).max().unwrap_or(0);
+            let room = u32::try_from(context - longest).unwrap_or(u32::MAX);
+            for r in batch.iter_mut() {
+                r.params.max_new_tokens = r.params.max_new_tokens.min(room);
+            }
             for seq in generate(self.model, self.tokenizer, batch, |_, _| {})? {
                 flat.push(Completion {
                     tokens: u32::try_from(seq.token_ids.len()).unwrap_or(u32::MAX),

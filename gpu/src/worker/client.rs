@@ -2,11 +2,12 @@
 //! transient failures. Uploads are idempotent on the server, so retrying a write is always safe.
 
 use crucible_types::{
-    CompleteJob, CompletionRecord, EvalScore, Heartbeat, HeartbeatReply, JobProgress, Lease, MetricPoint,
-    RegisterWorker, SampleRecord, UploadSamples, UploadScores, Worker,
+    CompleteJob, CompletionRecord, Dataset, DatasetRows, EvalScore, Heartbeat, HeartbeatReply,
+    JobProgress, Lease, MetricPoint, RegisterWorker, SampleRecord, UploadSamples, UploadScores,
+    Worker,
 };
-use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -22,7 +23,11 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 pub enum ClientError {
     /// The server refused the request (4xx); retrying would not help.
     #[error("server refused {what}: {status}: {body}")]
-    Refused { what: String, status: StatusCode, body: String },
+    Refused {
+        what: String,
+        status: StatusCode,
+        body: String,
+    },
     /// The job's lease is gone (expired or taken over): stop working on it.
     #[error("lease lost: {0}")]
     LeaseLost(String),
@@ -42,8 +47,15 @@ pub struct ServerClient {
 impl ServerClient {
     /// A client for `base` (e.g. `http://127.0.0.1:8080`) with a team token.
     pub fn new(base: &str, token: &str) -> Self {
-        let http = Client::builder().timeout(Duration::from_secs(120)).build().unwrap_or_default();
-        ServerClient { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http }
+        let http = Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap_or_default();
+        ServerClient {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -51,7 +63,11 @@ impl ServerClient {
     }
 
     /// Sends with retries on connection errors and 5xx; maps 409 to `LeaseLost`.
-    fn send(&self, what: &str, build: impl Fn() -> RequestBuilder) -> Result<Response, ClientError> {
+    fn send(
+        &self,
+        what: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, ClientError> {
         let mut backoff = FIRST_BACKOFF;
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
@@ -62,7 +78,11 @@ impl ServerClient {
                 }
                 Ok(r) if r.status().is_client_error() => {
                     let status = r.status();
-                    return Err(ClientError::Refused { what: what.into(), status, body: r.text().unwrap_or_default() });
+                    return Err(ClientError::Refused {
+                        what: what.into(),
+                        status,
+                        body: r.text().unwrap_or_default(),
+                    });
                 }
                 Ok(r) => last = format!("HTTP {}", r.status()),
                 Err(e) => last = e.to_string(),
@@ -73,12 +93,23 @@ impl ServerClient {
                 backoff *= 2;
             }
         }
-        Err(ClientError::Unreachable { what: what.into(), last })
+        Err(ClientError::Unreachable {
+            what: what.into(),
+            last,
+        })
     }
 
-    fn post<B: Serialize, T: DeserializeOwned>(&self, what: &str, path: &str, body: &B) -> Result<T, ClientError> {
+    fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         let r = self.send(what, || self.http.post(self.url(path)).json(body))?;
-        r.json().map_err(|e| ClientError::Unreachable { what: what.into(), last: format!("bad reply: {e}") })
+        r.json().map_err(|e| ClientError::Unreachable {
+            what: what.into(),
+            last: format!("bad reply: {e}"),
+        })
     }
 
     /// Registers this worker.
@@ -93,43 +124,126 @@ impl ServerClient {
         if r.status() == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        r.json().map(Some).map_err(|e| ClientError::Unreachable { what: "lease".into(), last: format!("bad reply: {e}") })
+        r.json().map(Some).map_err(|e| ClientError::Unreachable {
+            what: "lease".into(),
+            last: format!("bad reply: {e}"),
+        })
     }
 
     /// Renews the lease; `true` means the job was cancelled.
-    pub fn heartbeat(&self, job_id: Uuid, worker_id: Uuid, progress: Option<JobProgress>) -> Result<bool, ClientError> {
-        let reply: HeartbeatReply = self.post("heartbeat", &format!("/jobs/{job_id}/heartbeat"), &Heartbeat { worker_id, progress })?;
+    pub fn heartbeat(
+        &self,
+        job_id: Uuid,
+        worker_id: Uuid,
+        progress: Option<JobProgress>,
+    ) -> Result<bool, ClientError> {
+        let reply: HeartbeatReply = self.post(
+            "heartbeat",
+            &format!("/jobs/{job_id}/heartbeat"),
+            &Heartbeat {
+                worker_id,
+                progress,
+            },
+        )?;
         Ok(reply.cancel)
     }
 
     /// Ends the job.
-    pub fn complete(&self, job_id: Uuid, worker_id: Uuid, error: Option<String>) -> Result<(), ClientError> {
-        let _: serde_json::Value = self.post("complete", &format!("/jobs/{job_id}/complete"), &CompleteJob { worker_id, error })?;
+    pub fn complete(
+        &self,
+        job_id: Uuid,
+        worker_id: Uuid,
+        error: Option<String>,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.post(
+            "complete",
+            &format!("/jobs/{job_id}/complete"),
+            &CompleteJob { worker_id, error },
+        )?;
         Ok(())
     }
 
     /// Uploads graded samples of an eval.
-    pub fn upload_samples(&self, eval_id: Uuid, worker_id: Uuid, samples: Vec<SampleRecord>) -> Result<(), ClientError> {
-        let _: serde_json::Value = self.post("samples", &format!("/evals/{eval_id}/samples"), &UploadSamples { worker_id, samples })?;
+    pub fn upload_samples(
+        &self,
+        eval_id: Uuid,
+        worker_id: Uuid,
+        samples: Vec<SampleRecord>,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.post(
+            "samples",
+            &format!("/evals/{eval_id}/samples"),
+            &UploadSamples { worker_id, samples },
+        )?;
         Ok(())
     }
 
     /// Uploads an eval's final scores.
-    pub fn upload_scores(&self, eval_id: Uuid, worker_id: Uuid, problems: i32, scores: Vec<EvalScore>) -> Result<(), ClientError> {
-        let _: serde_json::Value = self.post("scores", &format!("/evals/{eval_id}/scores"), &UploadScores { worker_id, problems, scores })?;
+    pub fn upload_scores(
+        &self,
+        eval_id: Uuid,
+        worker_id: Uuid,
+        problems: i32,
+        scores: Vec<EvalScore>,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.post(
+            "scores",
+            &format!("/evals/{eval_id}/scores"),
+            &UploadScores {
+                worker_id,
+                problems,
+                scores,
+            },
+        )?;
         Ok(())
     }
 
     /// Logs metric points to a run.
     pub fn log_metrics(&self, run_id: Uuid, points: Vec<MetricPoint>) -> Result<(), ClientError> {
-        let _: serde_json::Value = self.post("metrics", &format!("/runs/{run_id}/metrics"), &serde_json::json!({ "points": points }))?;
+        let _: serde_json::Value = self.post(
+            "metrics",
+            &format!("/runs/{run_id}/metrics"),
+            &serde_json::json!({ "points": points }),
+        )?;
         Ok(())
     }
 
+    fn get<T: DeserializeOwned>(&self, what: &str, path: &str) -> Result<T, ClientError> {
+        let r = self.send(what, || self.http.get(self.url(path)))?;
+        r.json().map_err(|e| ClientError::Unreachable {
+            what: what.into(),
+            last: format!("bad reply: {e}"),
+        })
+    }
+
+    /// A dataset's kind and every row, paged.
+    pub fn dataset(&self, id: Uuid) -> Result<(Dataset, Vec<serde_json::Value>), ClientError> {
+        let meta: Dataset = self.get("dataset", &format!("/datasets/{id}"))?;
+        let mut rows = Vec::with_capacity(meta.row_count.max(0) as usize);
+        while rows.len() < meta.row_count as usize {
+            let page: DatasetRows = self.get(
+                "dataset rows",
+                &format!("/datasets/{id}/rows?offset={}&limit=1000", rows.len()),
+            )?;
+            if page.rows.is_empty() {
+                break;
+            }
+            rows.extend(page.rows);
+        }
+        Ok((meta, rows))
+    }
+
     /// Uploads completions of a run.
-    pub fn upload_completions(&self, run_id: Uuid, completions: Vec<CompletionRecord>) -> Result<(), ClientError> {
-        let _: serde_json::Value =
-            self.post("completions", &format!("/runs/{run_id}/completions"), &serde_json::json!({ "completions": completions }))?;
+    pub fn upload_completions(
+        &self,
+        run_id: Uuid,
+        completions: Vec<CompletionRecord>,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.post(
+            "completions",
+            &format!("/runs/{run_id}/completions"),
+            &serde_json::json!({ "completions": completions }),
+        )?;
         Ok(())
     }
 }

@@ -28,13 +28,23 @@ impl JobSignals {
     /// Records progress for the next heartbeat.
     pub fn set_progress(&self, done: u64, total: u64, message: &str) {
         if let Ok(mut p) = self.progress.lock() {
-            *p = Some(JobProgress { done, total, message: message.to_string() });
+            *p = Some(JobProgress {
+                done,
+                total,
+                message: message.to_string(),
+            });
         }
     }
 }
 
 /// Heartbeats every third of the lease until `signals.done`; stops the job on cancel or lost lease.
-pub fn spawn(client: ServerClient, job_id: Uuid, worker_id: Uuid, lease_seconds: u32, signals: Arc<JobSignals>) -> JoinHandle<()> {
+pub fn spawn(
+    client: ServerClient,
+    job_id: Uuid,
+    worker_id: Uuid,
+    lease_seconds: u32,
+    signals: Arc<JobSignals>,
+) -> JoinHandle<()> {
     let period = Duration::from_secs_f64(f64::from(lease_seconds.max(3)) / 3.0);
     std::thread::spawn(move || {
         let tick = Duration::from_millis(100);

@@ -47,21 +47,35 @@ pub fn capabilities() -> WorkerCapabilities {
     if cfg!(feature = "cuda") && crate::device::best_device().is_ok_and(|d| d.is_cuda()) {
         devices.push("cuda".to_string());
     }
-    WorkerCapabilities { devices, memory_gb: system_memory_gb(), kinds: vec![JobKind::Eval, JobKind::Generate] }
+    WorkerCapabilities {
+        devices,
+        memory_gb: system_memory_gb(),
+        kinds: vec![JobKind::Eval, JobKind::Generate],
+    }
 }
 
 fn system_memory_gb() -> f64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(str::to_string)))
-        .and_then(|v| v.split_whitespace().next().and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:").map(str::to_string))
+        })
+        .and_then(|v| {
+            v.split_whitespace()
+                .next()
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0)
 }
 
 /// Registers and serves jobs until `max_jobs` are done (or forever).
 pub fn run(config: &WorkerConfig) -> Result<(), WorkerError> {
     let client = ServerClient::new(&config.server, &config.token);
-    let worker = client.register(&RegisterWorker { name: config.name.clone(), capabilities: capabilities() })?;
+    let worker = client.register(&RegisterWorker {
+        name: config.name.clone(),
+        capabilities: capabilities(),
+    })?;
     tracing::info!(worker = %worker.id, devices = ?worker.capabilities.devices, "worker registered");
     let mut done = 0usize;
     while config.max_jobs.is_none_or(|max| done < max) {
@@ -81,7 +95,13 @@ fn serve(client: &ServerClient, worker_id: Uuid, config: &WorkerConfig, lease: L
     let job_id = lease.job.id;
     tracing::info!(%job_id, kind = %lease.job.kind, attempt = lease.job.attempts, "job leased");
     let signals = Arc::new(JobSignals::default());
-    let beat = heartbeat::spawn(client.clone(), job_id, worker_id, lease.lease_seconds, signals.clone());
+    let beat = heartbeat::spawn(
+        client.clone(),
+        job_id,
+        worker_id,
+        lease.lease_seconds,
+        signals.clone(),
+    );
     let outcome = match &lease.job.spec {
         JobSpec::Eval(_) => run_eval::run(client, worker_id, config, &lease, &signals),
         JobSpec::Generate(spec) => run_generate::run(client, &lease, spec, &signals),

@@ -9,7 +9,12 @@ use crucible_types::{CompletionRecord, GenerateSpec, Lease};
 const CHUNK: usize = 16;
 
 /// Runs the job; `Err` carries the reason it failed.
-pub(super) fn run(client: &ServerClient, lease: &Lease, spec: &GenerateSpec, signals: &JobSignals) -> Result<(), String> {
+pub(super) fn run(
+    client: &ServerClient,
+    lease: &Lease,
+    spec: &GenerateSpec,
+    signals: &JobSignals,
+) -> Result<(), String> {
     let run_id = lease.job.run_id.ok_or("generate job has no run")?;
     let mut handle = ModelHandle::open(&lease.model.source)?;
     let mut generator = handle.generator();
@@ -18,7 +23,9 @@ pub(super) fn run(client: &ServerClient, lease: &Lease, spec: &GenerateSpec, sig
         if signals.should_stop() {
             return Ok(());
         }
-        let outputs = generator.generate(chunk, &spec.sampling, 1).map_err(|e| e.to_string())?;
+        let outputs = generator
+            .generate(chunk, &spec.sampling, 1)
+            .map_err(|e| e.to_string())?;
         let records = chunk
             .iter()
             .zip(outputs)
@@ -40,8 +47,14 @@ pub(super) fn run(client: &ServerClient, lease: &Lease, spec: &GenerateSpec, sig
                 })
             })
             .collect();
-        client.upload_completions(run_id, records).map_err(|e| e.to_string())?;
-        signals.set_progress(((c + 1) * CHUNK).min(spec.prompts.len()) as u64, total, "generating");
+        client
+            .upload_completions(run_id, records)
+            .map_err(|e| e.to_string())?;
+        signals.set_progress(
+            ((c + 1) * CHUNK).min(spec.prompts.len()) as u64,
+            total,
+            "generating",
+        );
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use crate::auth::AuthTeam;
 use crate::error::Result;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, LossyJson};
 use crate::routes::projects::TeamFilter;
 use crate::state::AppState;
 use crate::store::evals::{self, ProblemSamples, SampleFilter};
@@ -104,7 +104,7 @@ pub async fn upload_samples(
     State(s): State<AppState>,
     auth: AuthTeam,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(req): ApiJson<UploadSamples>,
+    LossyJson(req): LossyJson<UploadSamples>,
 ) -> Result<Json<serde_json::Value>> {
     let mut tx = s.pool.begin().await?;
     owned(&mut tx, &auth, id).await?;

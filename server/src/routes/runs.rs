@@ -2,17 +2,19 @@
 
 use crate::auth::AuthTeam;
 use crate::error::Result;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, LossyJson};
 use crate::live;
 use crate::routes::owned_run;
 use crate::state::AppState;
-use crate::store::{completions, projects};
 use crate::store::runs::{self, RunFilter};
+use crate::store::{completions, projects};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use crucible_types::{ApiError, CompletionRecord, CreateRun, LiveEvent, Run, RunPage, ScalarMap, UpdateRun};
+use crucible_types::{
+    ApiError, CompletionRecord, CreateRun, LiveEvent, Run, RunPage, ScalarMap, UpdateRun,
+};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -24,7 +26,10 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}/params", post(log_params))
         .route("/runs/{id}/tags", post(set_tags))
         .route("/runs/{id}/tags/{key}", delete(delete_tag))
-        .route("/runs/{id}/completions", get(list_completions).post(upload_completions))
+        .route(
+            "/runs/{id}/completions",
+            get(list_completions).post(upload_completions),
+        )
 }
 
 /// Tells live subscribers that a run appeared or changed state.
@@ -160,7 +165,7 @@ pub async fn upload_completions(
     State(s): State<AppState>,
     auth: AuthTeam,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<UploadCompletions>,
+    LossyJson(body): LossyJson<UploadCompletions>,
 ) -> Result<Json<serde_json::Value>> {
     let mut tx = s.pool.begin().await?;
     owned_run(&mut tx, &auth, id).await?;
@@ -189,5 +194,14 @@ pub async fn list_completions(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<CompletionQuery>,
 ) -> Result<Json<Vec<CompletionRecord>>> {
-    Ok(Json(completions::list(&s.pool, id, q.step, q.offset.unwrap_or(0), q.limit.unwrap_or(100)).await?))
+    Ok(Json(
+        completions::list(
+            &s.pool,
+            id,
+            q.step,
+            q.offset.unwrap_or(0),
+            q.limit.unwrap_or(100),
+        )
+        .await?,
+    ))
 }

@@ -6,16 +6,28 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 /// Stores completions; a re-upload of the same (step, group, sample) overwrites it.
-pub async fn upload(conn: &mut PgConnection, run_id: Uuid, items: &[CompletionRecord]) -> Result<usize> {
+pub async fn upload(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    items: &[CompletionRecord],
+) -> Result<usize> {
     for (i, c) in items.iter().enumerate() {
         if c.step < 0 || c.group_idx < 0 || c.sample_idx < 0 {
-            return Err(AppError::invalid(format!("completions[{i}]"), "step, group_idx and sample_idx must be ≥ 0"));
+            return Err(AppError::invalid(
+                format!("completions[{i}]"),
+                "step, group_idx and sample_idx must be ≥ 0",
+            ));
         }
         if c.reward.is_some_and(|r| !r.is_finite()) {
-            return Err(AppError::invalid(format!("completions[{i}].reward"), "must be finite"));
+            return Err(AppError::invalid(
+                format!("completions[{i}].reward"),
+                "must be finite",
+            ));
         }
     }
-    let text = |f: fn(&CompletionRecord) -> &str| items.iter().map(|c| f(c).to_string()).collect::<Vec<_>>();
+    let text = |f: fn(&CompletionRecord) -> &str| {
+        items.iter().map(|c| f(c).to_string()).collect::<Vec<_>>()
+    };
     sqlx::query(
         "INSERT INTO completions (run_id, step, group_idx, sample_idx, problem_id, prompt, completion, reward, verdict,
                                   tokens, truncated)
@@ -56,7 +68,13 @@ struct Row {
 }
 
 /// A page of completions, optionally of one step, ordered by (step, group, sample).
-pub async fn list(pool: &PgPool, run_id: Uuid, step: Option<i64>, offset: i64, limit: i64) -> Result<Vec<CompletionRecord>> {
+pub async fn list(
+    pool: &PgPool,
+    run_id: Uuid,
+    step: Option<i64>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<CompletionRecord>> {
     if !(1..=1000).contains(&limit) {
         return Err(AppError::invalid("limit", "must be between 1 and 1000"));
     }

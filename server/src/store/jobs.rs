@@ -178,7 +178,10 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
             let params = [
                 ("model".to_string(), model.name.clone()),
                 ("prompts".to_string(), g.prompts.len().to_string()),
-                ("max_new_tokens".to_string(), g.sampling.max_new_tokens.to_string()),
+                (
+                    "max_new_tokens".to_string(),
+                    g.sampling.max_new_tokens.to_string(),
+                ),
             ];
             (project, format!("generate with {}", model.name), params)
         }
@@ -379,14 +382,13 @@ pub async fn lease(
         .execute(&mut *conn)
         .await?;
     let model = models::get_in(&mut *conn, job.spec.model_id()).await?;
-    let targets: Vec<(String, Uuid, i32, Json<SamplingParams>)> =
-        sqlx::query_as(
-            "SELECT benchmark, id, n_samples, sampling FROM evals
+    let targets: Vec<(String, Uuid, i32, Json<SamplingParams>)> = sqlx::query_as(
+        "SELECT benchmark, id, n_samples, sampling FROM evals
              WHERE job_id = $1 AND status <> 'finished' ORDER BY created_at, benchmark",
-        )
-            .bind(job.id)
-            .fetch_all(&mut *conn)
-            .await?;
+    )
+    .bind(job.id)
+    .fetch_all(&mut *conn)
+    .await?;
     let evals = targets
         .into_iter()
         .map(|(benchmark, eval_id, n, sampling)| EvalTarget {

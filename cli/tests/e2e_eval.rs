@@ -1,0 +1,236 @@
+//! End to end: the real server on Postgres, real `crucible worker` processes, an eval job submitted
+//! over REST. A worker is SIGKILLed mid-job; the next one finishes it without duplicate samples.
+//! (This lives in the `crucible` package because it runs the `crucible` binary.)
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Lease length for the test server: short, so a killed worker's job returns quickly.
+const LEASE_SECONDS: u32 = 3;
+
+struct Server {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn start(pool: &PgPool) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = crucible_server::state_with_lease(pool.clone(), LEASE_SECONDS);
+        tokio::spawn(crucible_server::serve_state(listener, state));
+        let mut tx = pool.begin().await.unwrap();
+        let team = crucible_server::store::teams::ensure_team(&mut tx, "e2e")
+            .await
+            .unwrap();
+        let token = crucible_server::store::teams::create_token(&mut tx, team, "e2e")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        Server {
+            base,
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/api/v1{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    fn worker(&self, data_dir: &str) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_crucible"))
+            .args([
+                "worker",
+                "--server",
+                &self.base,
+                "--token",
+                &self.token,
+                "--poll-seconds",
+                "0.2",
+                "--name",
+                "e2e",
+            ])
+            .env("CRUCIBLE_DATA_DIR", data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("cannot start `crucible worker`")
+    }
+
+    /// Polls the job until it ends or `timeout` passes.
+    async fn wait_job(&self, id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.get(&format!("/jobs/{id}")).await;
+            if ["succeeded", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or(""))
+            {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job did not finish in time: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn fixture_model() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../gpu/tests/fixtures/tiny-mimo"
+    )
+    .to_string()
+}
+
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn eval_job_survives_a_killed_worker(pool: PgPool) {
+    let Ok(data_dir) = std::env::var("CRUCIBLE_DATA_DIR") else {
+        eprintln!("SKIPPED eval_job_survives_a_killed_worker: CRUCIBLE_DATA_DIR is not set");
+        return;
+    };
+    let server = Server::start(&pool).await;
+    let model = server.post("/models", json!({ "name": "tiny-mimo", "source": { "kind": "hf_local", "path": fixture_model() } })).await;
+    // The fixture model's context is 256 tokens: evaluate the shortest GSM8K problems, imported as a dataset.
+    let problems = 64;
+    let text = std::fs::read_to_string(format!("{data_dir}/gsm8k/test.jsonl")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let problem_len = |l: &str| {
+        serde_json::from_str::<Value>(l).unwrap()["problem"]
+            .as_str()
+            .unwrap()
+            .len()
+    };
+    lines.sort_by_key(|l| problem_len(l));
+    let body = lines[..problems].join("\n");
+    let imported: Value = server
+        .http
+        .post(format!(
+            "{}/api/v1/datasets/import?name=gsm8k-short&kind=math",
+            server.base
+        ))
+        .bearer_auth(&server.token)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bench = format!("dataset:{}", imported["dataset"]["id"].as_str().unwrap());
+    let job = server
+        .post("/jobs", json!({ "spec": { "kind": "eval", "model_id": model["id"], "benchmarks": [bench],
+            "n_samples": 4, "ks": [1, 4], "sampling": { "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 32, "seed": 7 } } }))
+        .await;
+    let job_id = job["id"].as_str().unwrap().to_string();
+
+    // First worker: killed as soon as some samples have been uploaded.
+    let mut first = server.worker(&data_dir);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM eval_samples")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if stored > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first worker uploaded nothing"
+        );
+        let job = server.get(&format!("/jobs/{job_id}")).await;
+        assert!(
+            ["queued", "running"].contains(&job["status"].as_str().unwrap_or("")),
+            "the job ended before the kill: {job}"
+        );
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first worker exited early"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.kill().unwrap(); // SIGKILL: no goodbye, the lease just stops being renewed
+    first.wait().unwrap();
+    let partial: i64 = sqlx::query_scalar("SELECT count(*) FROM eval_samples")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        partial < (problems * 4) as i64,
+        "the kill came after the whole eval was uploaded ({partial} samples)"
+    );
+
+    let mut second = server.worker(&data_dir);
+    let done = server.wait_job(&job_id, Duration::from_secs(300)).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 2, "the second lease finished the job");
+
+    let evals = server.get(&format!("/evals?job_id={job_id}")).await;
+    let eval = &evals[0];
+    assert_eq!(
+        (eval["status"].as_str(), eval["problems"].as_i64()),
+        (Some("finished"), Some(problems as i64))
+    );
+    let (rows, distinct): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT (problem_idx, sample_idx)) FROM eval_samples WHERE eval_id = $1::uuid",
+    )
+    .bind(eval["id"].as_str().unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (rows, distinct),
+        ((problems * 4) as i64, (problems * 4) as i64),
+        "every sample once, none twice"
+    );
+    let correct: i64 = sqlx::query_scalar("SELECT count(*) FROM eval_samples WHERE correct")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let scores: Vec<Value> = eval["scores"].as_array().unwrap().clone();
+    let pass1 = scores
+        .iter()
+        .find(|s| s["metric"] == "pass@1")
+        .expect("pass@1 reported");
+    let expected = correct as f64 / (problems * 4) as f64;
+    assert!(
+        (pass1["value"].as_f64().unwrap() - expected).abs() < 1e-9,
+        "pass@1 = mean correctness"
+    );
+    assert!(scores.iter().any(|s| s["metric"] == "pass@4"));
+    let board = server.get("/leaderboard").await;
+    assert_eq!(board[0]["benchmark"].as_str(), Some(bench.as_str()));
+    let run = server
+        .get(&format!("/runs/{}", done["run_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(run["status"], "finished");
+}
