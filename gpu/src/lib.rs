@@ -1,6 +1,8 @@
 //! The worker side of Crucible: model, engine, rewards, evals and RL (see ARCHITECTURE.md).
 
+pub mod data;
 pub mod device;
 pub mod engine;
 pub mod model;
 pub mod tokenizer;
+pub mod train;

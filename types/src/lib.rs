@@ -7,9 +7,11 @@
 pub mod dataset;
 pub mod error;
 pub mod model;
+pub mod sampling;
 pub mod tracking;
 
 pub use dataset::*;
 pub use error::*;
 pub use model::*;
+pub use sampling::*;
 pub use tracking::*;
