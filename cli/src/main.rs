@@ -27,6 +27,9 @@ enum Command {
     Token(cmd::token::Command),
     /// Generate text from an HF-format MiMo/Qwen2 checkpoint, streaming it to stdout.
     Generate(cmd::generate::Args),
+    /// Train MiMo models: the built-in small recipe, single runs, held-out figures.
+    #[command(subcommand)]
+    Train(cmd::train::Command),
     /// Measure Crucible against its peers.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
         Command::Generate(args) => cmd::generate::run(args),
+        Command::Train(c) => cmd::train::run(c),
         Command::Bench(c) => cmd::bench::run(c),
     }
 }

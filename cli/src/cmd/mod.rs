@@ -7,4 +7,6 @@ pub mod db;
 pub mod generate;
 pub mod serve;
 pub mod token;
+pub mod train;
+pub mod train_tracking;
 pub mod up;

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod objective;
 pub mod optimizer;
 pub mod params;
+pub mod recipe;
 
 pub mod schedule;
 pub mod trainer;
