@@ -247,3 +247,41 @@ fn a_run_exports_a_model_that_loads_and_generates() {
     let again = run(&config, &mut MemorySink::default(), &|_, _| {}).unwrap();
     assert_eq!((again.steps, again.last), (3, None));
 }
+
+#[test]
+fn sft_documents_train_on_the_response_only_and_resume_from_a_cursor() {
+    use crucible_gpu::data::stream::{DocumentFormat, DocumentStream};
+    let root = scratch("stream");
+    tokenizer_in(&root);
+    let tok = Tokenizer::load(&root).unwrap();
+    let mut stream = DocumentStream::new(
+        Tokenizer::load(&root).unwrap(),
+        DocumentFormat::Sft,
+        9,
+        3,
+        2,
+    )
+    .unwrap();
+    let doc = stream.next_document().unwrap();
+    let first_target = doc.targets.iter().position(|t| *t).unwrap();
+    assert!(doc.targets[first_target..].iter().all(|t| *t));
+    let prompt = tok.decode(&doc.tokens[..first_target]).unwrap();
+    let response = tok.decode(&doc.tokens[first_target..]).unwrap();
+    assert!(
+        prompt.starts_with("user\n") && prompt.ends_with("assistant\n"),
+        "{prompt:?}"
+    );
+    assert!(response.contains("The answer is \\boxed{"), "{response:?}");
+    let im_end = tok.token_to_id("<|im_end|>").unwrap();
+    assert_eq!(doc.tokens.last(), Some(&im_end));
+
+    // A batch leaves the stream at the first document it did not use; seeking there replays it.
+    let cursor = stream.cursor();
+    let batch = stream.next_batch(2, 96).unwrap();
+    let after = stream.cursor();
+    let again = stream.next_batch(1, 96).unwrap();
+    stream.seek(after);
+    assert_eq!(stream.next_batch(1, 96).unwrap(), again);
+    stream.seek(cursor);
+    assert_eq!(stream.next_batch(2, 96).unwrap(), batch);
+}

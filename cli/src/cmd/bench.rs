@@ -9,6 +9,8 @@ pub enum Command {
     Tracking(bench_tracking::Args),
     /// Decode tokens/s of the MiMo model on the CPU, against transformers on the same weights.
     Decode(super::bench_decode::Args),
+    /// Training tokens/s of the small model on the CPU, against its inference forward and torch.
+    Train(super::bench_train::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -16,5 +18,6 @@ pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Tracking(args) => bench_tracking::run(args),
         Command::Decode(args) => super::bench_decode::run(args),
+        Command::Train(args) => super::bench_train::run(args),
     }
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_decode;
 pub mod bench_tracking;
+pub mod bench_train;
 pub mod db;
 pub mod generate;
 pub mod serve;
