@@ -28,6 +28,7 @@ def main():
     torch.manual_seed(0)
     fields = json.load(open(args.config))
     fields.pop("architectures", None)
+    fields.pop("model_type", None)
     config = AutoConfig.for_model("qwen2", **fields)
     model = Qwen2ForCausalLM._from_config(config, attn_implementation="eager").float().train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
