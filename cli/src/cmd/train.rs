@@ -221,13 +221,15 @@ fn write_recipe_md(
         "# crucible-mimo-small\n\n\
          A {params}-parameter MiMo-architecture model (decoder + one MTP layer) trained from scratch by\n\
          Crucible's own recipe on its synthetic reasoning corpus (`gpu::data::synthetic`). It exists so\n\
-         that generation, evaluation, RL and MTP drafting run on a laptop CPU; it solves easy\n\
-         arithmetic word problems, not general tasks.\n\n\
+         that generation, evaluation, RL and MTP drafting run on a laptop CPU; it writes\n\
+         step-by-step solutions ending in a boxed answer, but its arithmetic is weak (figures:\n\
+         docs/training.md).\n\n\
          Rebuild (from the repository root, release build; a rerun resumes from `--work`):\n\n\
          ```sh\n{command}\n```\n\n\
          Seed: {seed} (tokenizer corpus, weight init, pretraining data; SFT data uses seed + 1).\n\
-         Training is deterministic on the CPU: the same command on the same build reproduces the\n\
-         weights bit for bit. This build took {minutes:.1} minutes.\n\n\
+         Every random choice is seeded and a resumed run continues bit-identically (tested); a\n\
+         full rebuild on another machine may differ in the last bits (CPU matmul blocking depends on\n\
+         the hardware). This build took {minutes:.1} minutes.\n\n\
          Recipe: byte-level BPE tokenizer (digits split one per token) trained on {docs} problems →\n\
          pretraining with next-token CE + 0.3 × MTP loss on `Problem: … Solution: …` documents →\n\
          SFT on chat-formatted problems with the loss on the response only and 0.1 × MTP loss.\n\
