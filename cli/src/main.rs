@@ -30,6 +30,9 @@ enum Command {
     /// Run a verifier by hand (math answer, code judge) to debug a verdict.
     #[command(subcommand)]
     Verify(cmd::verify::Command),
+    /// Train MiMo models: the built-in small recipe, single runs, held-out figures.
+    #[command(subcommand)]
+    Train(cmd::train::Command),
     /// Measure Crucible against its peers.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Command::Token(c) => cmd::token::run(c),
         Command::Generate(args) => cmd::generate::run(args),
         Command::Verify(c) => cmd::verify::run(c),
+        Command::Train(c) => cmd::train::run(c),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Worker(args) => cmd::worker::run(args),
         Command::Submit(c) => cmd::submit::run(c),

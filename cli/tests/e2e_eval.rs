@@ -234,3 +234,75 @@ async fn eval_job_survives_a_killed_worker(pool: PgPool) {
         .await;
     assert_eq!(run["status"], "finished");
 }
+
+/// With no data folder at all, the shipped model is evaluated on the built-in synthetic benchmark.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn shipped_model_on_the_synthetic_benchmark_needs_no_data(pool: PgPool) {
+    let server = Server::start(&pool).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/crucible-mimo-small");
+    let model = server
+        .post(
+            "/models",
+            json!({ "name": "crucible-mimo-small", "source": { "kind": "hf_local", "path": dir } }),
+        )
+        .await;
+    let job = server
+        .post("/jobs", json!({ "spec": { "kind": "eval", "model_id": model["id"], "benchmarks": ["synthetic"], "limit": 20, "preset": "greedy" } }))
+        .await;
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_crucible"))
+        .args([
+            "worker",
+            "--server",
+            &server.base,
+            "--token",
+            &server.token,
+            "--max-jobs",
+            "1",
+            "--poll-seconds",
+            "0.2",
+        ])
+        .env_remove("CRUCIBLE_DATA_DIR")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let done = server
+        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(300))
+        .await;
+    assert!(
+        worker.wait().unwrap().success(),
+        "the worker exits after its one job"
+    );
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let evals = server
+        .get(&format!("/evals?job_id={}", job["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(evals[0]["problems"], 20);
+    let samples = server
+        .get(&format!(
+            "/evals/{}/samples?limit=200",
+            evals[0]["id"].as_str().unwrap()
+        ))
+        .await;
+    let samples = samples.as_array().unwrap();
+    assert_eq!(samples.len(), 20);
+    let correct = samples
+        .iter()
+        .filter(|p| p["correct"].as_i64() == Some(1))
+        .count() as f64;
+    let pass1 = evals[0]["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["metric"] == "pass@1")
+        .unwrap()["value"]
+        .as_f64()
+        .unwrap();
+    assert!((pass1 - correct / 20.0).abs() < 1e-9);
+    // Every completion of the SFT model ends in a boxed answer, right or wrong.
+    assert!(
+        samples
+            .iter()
+            .all(|p| p["samples"][0]["extracted"].is_string()),
+        "{samples:?}"
+    );
+}

@@ -185,3 +185,32 @@ fn dataset_rows_become_benchmarks_and_bad_rows_are_named() {
     assert!(b.has_code());
     assert!(Benchmark::from_rows("t", DatasetKind::Text, &[json!({})]).is_err());
 }
+
+#[test]
+fn synthetic_benchmark_needs_no_data_and_is_held_out() {
+    use crucible_gpu::data::synthetic::Split;
+    use crucible_gpu::eval::{ProblemKind, load_benchmark};
+    let bench = load_benchmark("synthetic", None, None).unwrap();
+    assert_eq!(bench.problems.len(), 200, "50 problems at each of 4 levels");
+    for p in &bench.problems {
+        assert_eq!(
+            Split::of(&p.prompt),
+            Split::HeldOut,
+            "{} is a training problem",
+            p.id
+        );
+        match &p.kind {
+            ProblemKind::Math { gold } => assert!(gold.parse::<u64>().is_ok(), "{gold}"),
+            other => panic!("synthetic problems are math, got {other:?}"),
+        }
+    }
+    let ids: std::collections::HashSet<_> = bench.problems.iter().map(|p| &p.id).collect();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(
+        load_benchmark("synthetic", None, Some(5))
+            .unwrap()
+            .problems
+            .len(),
+        5
+    );
+}

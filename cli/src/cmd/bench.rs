@@ -11,6 +11,8 @@ pub enum Command {
     Decode(super::bench_decode::Args),
     /// Verdicts per second of the math verifier (vs HF math-verify) and of the code judge.
     Verify(super::bench_verify::Args),
+    /// Training tokens/s of the small model on the CPU, against its inference forward and torch.
+    Train(super::bench_train::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -19,5 +21,6 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Tracking(args) => bench_tracking::run(args),
         Command::Decode(args) => super::bench_decode::run(args),
         Command::Verify(args) => super::bench_verify::run(args),
+        Command::Train(args) => super::bench_train::run(args),
     }
 }

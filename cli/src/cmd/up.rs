@@ -1,28 +1,126 @@
-//! `crucible up`: everything needed to use Crucible on this machine, with nothing configured.
+//! `crucible up`: everything needed to use Crucible on this machine, with nothing configured —
+//! Postgres (found or started), the server, a local worker, and the shipped small model registered
+//! so the built-in synthetic benchmark can be evaluated at once.
 
 use crate::cmd::serve;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use crucible_gpu::worker::{self, WorkerConfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The model `crucible up` registers, shipped in the repository.
+const DEFAULT_MODEL: &str = "crucible-mimo-small";
 
 /// Arguments of `crucible up`.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub serve: serve::Args,
-    /// Team of the first token printed at start-up.
+    /// Team of the token printed at start-up.
     #[arg(long, default_value = "default")]
     pub team: String,
+    /// Folder of the default model (registered as `crucible-mimo-small`).
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
+    /// Benchmark files for the local worker.
+    #[arg(long, env = "CRUCIBLE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Do not start a local worker.
+    #[arg(long)]
+    pub no_worker: bool,
 }
 
-/// Finds or starts Postgres, prints a token for the default team, and runs the server.
+/// The shipped model: `--model-dir`, else `models/crucible-mimo-small` under the working
+/// directory, else next to the source tree this binary was built from.
+fn default_model_dir(given: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = given {
+        return Some(p.to_path_buf());
+    }
+    let candidates = [
+        PathBuf::from("models").join(DEFAULT_MODEL),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models")
+            .join(DEFAULT_MODEL),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.join("config.json").is_file())
+        .and_then(|p| p.canonicalize().ok())
+}
+
+async fn wait_healthy(base: &str) -> Result<()> {
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/api/v1/health"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the server did not become healthy")
+}
+
+/// Registers the default model unless the team already has it; returns its id.
+async fn register_default(base: &str, token: &str, dir: &Path) -> Result<String> {
+    let client = reqwest::Client::new();
+    let models: Vec<crucible_types::Model> = client
+        .get(format!("{base}/api/v1/models"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    if let Some(m) = models.iter().find(|m| m.name == DEFAULT_MODEL) {
+        return Ok(m.id.to_string());
+    }
+    let body =
+        serde_json::json!({ "name": DEFAULT_MODEL, "source": { "kind": "hf_local", "path": dir } });
+    let r = client
+        .post(format!("{base}/api/v1/models"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = r.status();
+    let v: serde_json::Value = r.json().await?;
+    anyhow::ensure!(status.is_success(), "registering {}: {v}", dir.display());
+    Ok(v["id"].as_str().unwrap_or_default().to_string())
+}
+
+/// Finds or starts Postgres, serves, registers the default model, starts a local worker.
 pub fn run(args: Args) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
         let token = crate::cmd::token::create(&args.serve.db, &args.team, "crucible up").await?;
+        let base = format!("http://{}", args.serve.bind);
+        let server = tokio::spawn(async move { serve::serve(&args.serve).await });
+        wait_healthy(&base).await?;
         println!("Team {:?}: API token {token}", args.team);
-        println!("  export CRUCIBLE_TOKEN={token}");
-        println!(
-            "  MLflow clients: MLFLOW_TRACKING_URI=http://{} MLFLOW_TRACKING_TOKEN={token}",
-            args.serve.bind
-        );
-        serve::serve(&args.serve).await
+        println!("  export CRUCIBLE_SERVER={base} CRUCIBLE_TOKEN={token}");
+        println!("  MLflow clients: MLFLOW_TRACKING_URI={base} MLFLOW_TRACKING_TOKEN={token}");
+        match default_model_dir(args.model_dir.as_deref()) {
+            Some(dir) => {
+                let id = register_default(&base, &token, &dir).await?;
+                println!("Model {DEFAULT_MODEL} ({}) is registered as {id}; evaluate it with", dir.display());
+                println!("  crucible submit eval --model {id} --benchmark synthetic --wait && crucible leaderboard");
+            }
+            None => println!("(the shipped model folder models/{DEFAULT_MODEL} was not found; pass --model-dir)"),
+        }
+        if !args.no_worker {
+            let config = WorkerConfig {
+                server: base.clone(),
+                token: token.clone(),
+                name: "local".into(),
+                data_dir: args.data_dir.clone(),
+                poll: Duration::from_secs(1),
+                max_jobs: None,
+            };
+            std::thread::spawn(move || {
+                if let Err(e) = worker::run(&config) {
+                    tracing::error!(error = %e, "local worker stopped");
+                }
+            });
+            println!("A local worker is running ({}).", worker::capabilities().devices.join(", "));
+        }
+        server.await.context("server task")?
     })
 }

@@ -19,6 +19,9 @@ pub struct KvCache {
     pads: Vec<usize>,
     len: usize,
     capacity: usize,
+    /// Whether appended keys/values are kept; a training forward sees whole rows at once and
+    /// must not copy them into storage, which would cut the autograd graph.
+    store: bool,
 }
 
 impl KvCache {
@@ -30,6 +33,16 @@ impl KvCache {
             pads,
             len: 0,
             capacity: capacity.max(1),
+            store: true,
+        }
+    }
+
+    /// A cache that keeps nothing: each layer's `append` hands its keys and values straight
+    /// back, for one forward pass over complete sequences (training).
+    pub(crate) fn passthrough(num_layers: usize, batch: usize) -> Self {
+        Self {
+            store: false,
+            ..Self::new(num_layers, vec![0; batch], 1)
         }
     }
 
@@ -100,6 +113,9 @@ impl KvCache {
         k: &Tensor,
         v: &Tensor,
     ) -> candle_core::Result<(Tensor, Tensor)> {
+        if !self.store {
+            return Ok((k.clone(), v.clone()));
+        }
         let t = k.dim(2)?;
         let needed = self.len + t;
         if needed > self.capacity {

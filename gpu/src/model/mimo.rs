@@ -13,6 +13,7 @@ use candle_nn::Linear;
 use super::ModelError;
 use super::config::MimoConfig;
 use super::mtp::MtpLayer;
+use super::packed::PackedLayout;
 use super::weights::Weights;
 use crate::engine::kv_cache::KvCache;
 
@@ -41,6 +42,8 @@ impl Default for LoadOptions {
 pub(crate) struct RmsNorm {
     weight: Tensor,
     eps: f32,
+    /// Use elementary (differentiable) ops instead of candle's fused kernel.
+    differentiable: bool,
 }
 
 impl RmsNorm {
@@ -48,13 +51,47 @@ impl RmsNorm {
         Ok(Self {
             weight: w.get(&format!("{name}.weight"), &[size])?,
             eps: eps as f32,
+            differentiable: w.differentiable(),
         })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.differentiable {
+            return candle_nn::ops::rms_norm_slow(x, &self.weight, self.eps);
+        }
         // The fused kernel needs contiguous rows; slices such as "last position" are not.
         candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps)
     }
+}
+
+/// Softmax over the last axis built from elementary ops, so that gradients flow through it.
+/// The row maximum is a constant shift that cancels in the result, so it is detached.
+fn softmax_differentiable(x: &Tensor) -> candle_core::Result<Tensor> {
+    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
+    let num = shifted.exp()?;
+    num.broadcast_div(&num.sum_keepdim(D::Minus1)?)
+}
+
+/// Rotate-half RoPE from elementary ops (candle's fused kernel has no backward pass), for
+/// `x` `(batch, heads, t, head_dim)` and tables `(t, head_dim/2)` or `(batch, t, head_dim/2)`.
+fn rope_differentiable(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    let widen = |table: &Tensor| -> candle_core::Result<Tensor> {
+        let full = Tensor::cat(&[table, table], D::Minus1)?;
+        if full.rank() == 2 {
+            full.unsqueeze(0)?.unsqueeze(0)
+        } else {
+            full.unsqueeze(1)
+        }
+    };
+    let half = x.dim(D::Minus1)? / 2;
+    let rotated = Tensor::cat(
+        &[
+            &x.narrow(D::Minus1, half, half)?.neg()?,
+            &x.narrow(D::Minus1, 0, half)?,
+        ],
+        D::Minus1,
+    )?;
+    x.broadcast_mul(&widen(cos)?)? + rotated.broadcast_mul(&widen(sin)?)?
 }
 
 /// Reads several linear layers with the same input width and stacks them into one.
@@ -124,24 +161,13 @@ impl Rope {
         dtype: DType,
     ) -> Result<StepContext, ModelError> {
         let positions = cache.positions(t);
-        let max = self.cos.dim(0)?;
-        if let Some(p) = positions.iter().find(|&&p| p as usize >= max) {
-            return Err(ModelError::Invalid(format!(
-                "position {p} exceeds max_position_embeddings ({max})"
-            )));
-        }
+        self.check_positions(&positions)?;
         let device = self.cos.device();
         let (cos, sin) = if cache.pads().iter().all(|&p| p == 0) {
             let start = cache.len();
             (self.cos.narrow(0, start, t)?, self.sin.narrow(0, start, t)?)
         } else {
-            let b = cache.batch_size();
-            let idx = Tensor::from_slice(&positions, positions.len(), device)?;
-            let half = self.cos.dim(1)?;
-            (
-                self.cos.index_select(&idx, 0)?.reshape((b, t, half))?,
-                self.sin.index_select(&idx, 0)?.reshape((b, t, half))?,
-            )
+            self.tables_at(&positions, cache.batch_size(), t)?
         };
         Ok(StepContext {
             cos,
@@ -149,6 +175,48 @@ impl Rope {
             mask: cache.mask(t, dtype, device)?,
             positions,
         })
+    }
+
+    /// Tables and document-aware causal mask for whole packed rows (training).
+    pub(crate) fn packed(
+        &self,
+        layout: &PackedLayout,
+        dtype: DType,
+    ) -> Result<StepContext, ModelError> {
+        let positions = layout.positions().to_vec();
+        self.check_positions(&positions)?;
+        let (cos, sin) = self.tables_at(&positions, layout.batch_size(), layout.len())?;
+        Ok(StepContext {
+            cos,
+            sin,
+            mask: Some(layout.mask(dtype, self.cos.device())?),
+            positions,
+        })
+    }
+
+    fn check_positions(&self, positions: &[u32]) -> Result<(), ModelError> {
+        let max = self.cos.dim(0)?;
+        match positions.iter().find(|&&p| p as usize >= max) {
+            Some(p) => Err(ModelError::Invalid(format!(
+                "position {p} exceeds max_position_embeddings ({max})"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Per-row tables `(b, t, head_dim/2)` for row-major `positions`.
+    fn tables_at(
+        &self,
+        positions: &[u32],
+        b: usize,
+        t: usize,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let idx = Tensor::from_slice(positions, positions.len(), self.cos.device())?;
+        let half = self.cos.dim(1)?;
+        Ok((
+            self.cos.index_select(&idx, 0)?.reshape((b, t, half))?,
+            self.sin.index_select(&idx, 0)?.reshape((b, t, half))?,
+        ))
     }
 }
 
@@ -160,6 +228,8 @@ struct Attention {
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
+    /// Use elementary (differentiable) ops for RoPE and softmax.
+    differentiable: bool,
 }
 
 impl Attention {
@@ -189,6 +259,7 @@ impl Attention {
             num_heads: h,
             num_kv_heads: kv,
             head_dim: d,
+            differentiable: w.differentiable(),
         })
     }
 
@@ -205,8 +276,13 @@ impl Attention {
         let qkv = qkv.reshape((b, t, h + 2 * kv, d))?;
         let split =
             |start: usize, heads: usize| qkv.narrow(2, start, heads)?.transpose(1, 2)?.contiguous();
-        let q = candle_nn::rotary_emb::rope(&split(0, h)?, &ctx.cos, &ctx.sin)?;
-        let k = candle_nn::rotary_emb::rope(&split(h, kv)?, &ctx.cos, &ctx.sin)?;
+        let rope = if self.differentiable {
+            rope_differentiable
+        } else {
+            candle_nn::rotary_emb::rope
+        };
+        let q = rope(&split(0, h)?, &ctx.cos, &ctx.sin)?;
+        let k = rope(&split(h, kv)?, &ctx.cos, &ctx.sin)?;
         let v = split(h + kv, kv)?;
         let (k, v) = cache.append(layer, &k, &v)?;
         let total = k.dim(2)?;
@@ -222,7 +298,9 @@ impl Attention {
                 .broadcast_add(mask)?
                 .reshape((b, kv, group * t, total))?;
         }
-        let probs = if scores.dtype() == DType::F32 {
+        let probs = if self.differentiable {
+            softmax_differentiable(&scores)?
+        } else if scores.dtype() == DType::F32 {
             candle_nn::ops::softmax_last_dim(&scores)?
         } else {
             candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
@@ -448,12 +526,63 @@ impl MimoModel {
             )));
         }
         let ctx = self.rope.step(cache, t, self.dtype)?;
-        let mut x = self.embed(tokens)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&x, &ctx, cache, i)?;
-        }
+        let x = self.run_layers(tokens, &ctx, cache)?;
         cache.commit(t);
         Ok(x)
+    }
+
+    fn run_layers(
+        &self,
+        tokens: &Tensor,
+        ctx: &StepContext,
+        cache: &mut KvCache,
+    ) -> Result<Tensor, ModelError> {
+        let mut x = self.embed(tokens)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(&x, ctx, cache, i)?;
+        }
+        Ok(x)
+    }
+
+    /// Training forward over packed rows `(batch, t)` laid out by `layout`: every document
+    /// attends only to itself and starts at position 0. Returns the pre-norm hidden states
+    /// `(batch, t, hidden)` (feed [`Self::logits`] and [`Self::mtp_logits_packed`]).
+    pub fn forward_packed(
+        &self,
+        tokens: &Tensor,
+        layout: &PackedLayout,
+    ) -> Result<Tensor, ModelError> {
+        layout.check(tokens)?;
+        let ctx = self.rope.packed(layout, self.dtype)?;
+        let mut cache = KvCache::passthrough(self.layers.len(), layout.batch_size());
+        self.run_layers(tokens, &ctx, &mut cache)
+    }
+
+    /// Draft logits `(batch, t, vocab)` of MTP layer `k` over packed rows: column `j` sees the
+    /// main model's `hidden[:, j]` and `next_tokens[:, j]` (the token at `j + 1`) and predicts
+    /// the token at `j + 2`, exactly as [`Self::mtp_logits`] does during decoding.
+    pub fn mtp_logits_packed(
+        &self,
+        k: usize,
+        hidden: &Tensor,
+        next_tokens: &Tensor,
+        layout: &PackedLayout,
+    ) -> Result<Tensor, ModelError> {
+        layout.check(next_tokens)?;
+        let layer = self.mtp_layer(k)?;
+        let ctx = self.rope.packed(layout, self.dtype)?;
+        let mut cache = KvCache::passthrough(1, layout.batch_size());
+        let out = layer.forward(hidden, &self.embed(next_tokens)?, &ctx, &mut cache)?;
+        Ok(self.lm_head.forward(&out)?)
+    }
+
+    fn mtp_layer(&self, k: usize) -> Result<&MtpLayer, ModelError> {
+        self.mtp_layers.get(k).ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "MTP layer {k} requested but {} are loaded",
+                self.mtp_layers.len()
+            ))
+        })
     }
 
     /// Final norm and LM head over pre-norm hidden states `(batch, t, hidden)` → logits.
@@ -488,12 +617,7 @@ impl MimoModel {
         next_tokens: &Tensor,
         cache: &mut KvCache,
     ) -> Result<Tensor, ModelError> {
-        let layer = self.mtp_layers.get(k).ok_or_else(|| {
-            ModelError::Invalid(format!(
-                "MTP layer {k} requested but {} are loaded",
-                self.mtp_layers.len()
-            ))
-        })?;
+        let layer = self.mtp_layer(k)?;
         let (_, t) = next_tokens.dims2()?;
         let ctx = self.rope.step(cache, t, self.dtype)?;
         let embeds = self.embed(next_tokens)?;

@@ -4,12 +4,14 @@
 pub mod config;
 pub mod mimo;
 pub mod mtp;
+pub mod packed;
 pub mod weights;
 
 use std::path::PathBuf;
 
 pub use config::MimoConfig;
 pub use mimo::{LoadOptions, MimoModel};
+pub use packed::PackedLayout;
 
 /// Everything that can go wrong while loading or running a model; every variant names the file,
 /// key or tensor at fault so that a bad checkpoint is fixable from the message alone.

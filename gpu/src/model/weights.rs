@@ -16,13 +16,24 @@ pub const INDEX_FILE: &str = "model.safetensors.index.json";
 /// Name of the single weight file of an unsharded checkpoint.
 pub const SINGLE_FILE: &str = "model.safetensors";
 
-/// The weight files of one checkpoint, with a tensor-name → file routing table.
+/// The weights of one checkpoint: memory-mapped files, or tensors already in memory (the
+/// trainable variables of a training run).
 pub struct Weights {
     dir: PathBuf,
-    files: Vec<MmapedSafetensors>,
-    routing: HashMap<String, usize>,
-    dtype: DType,
-    device: Device,
+    source: Source,
+}
+
+/// Where [`Weights::get`] finds a tensor.
+enum Source {
+    /// `.safetensors` files with a tensor-name → file routing table.
+    Files {
+        files: Vec<MmapedSafetensors>,
+        routing: HashMap<String, usize>,
+        dtype: DType,
+        device: Device,
+    },
+    /// Tensors by HF name, handed out as they are so that gradients reach them.
+    Tensors(HashMap<String, Tensor>),
 }
 
 impl Weights {
@@ -40,28 +51,66 @@ impl Weights {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
-            files,
-            routing,
-            dtype,
-            device: device.clone(),
+            source: Source::Files {
+                files,
+                routing,
+                dtype,
+                device: device.clone(),
+            },
         })
+    }
+
+    /// Weights held in memory by HF name, e.g. the variables of a training run. A model built
+    /// from them shares their storage and runs only differentiable operations (see
+    /// [`Self::differentiable`]), so a loss computed with it back-propagates into these tensors.
+    pub fn from_tensors(tensors: HashMap<String, Tensor>) -> Self {
+        Self {
+            dir: PathBuf::from("<in-memory weights>"),
+            source: Source::Tensors(tensors),
+        }
+    }
+
+    /// Whether models built from these weights must use operations candle can differentiate
+    /// (its fused CPU kernels for RMSNorm, softmax and RoPE have no backward pass).
+    pub fn differentiable(&self) -> bool {
+        matches!(self.source, Source::Tensors(_))
     }
 
     /// Whether the checkpoint stores a tensor of that name.
     pub fn contains(&self, name: &str) -> bool {
-        self.routing.contains_key(name)
+        match &self.source {
+            Source::Files { routing, .. } => routing.contains_key(name),
+            Source::Tensors(map) => map.contains_key(name),
+        }
     }
 
     /// Reads tensor `name`, checking that its shape is `expected`.
     pub fn get(&self, name: &str, expected: &[usize]) -> Result<Tensor, ModelError> {
-        let index = *self
-            .routing
-            .get(name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                name: name.to_string(),
-                dir: self.dir.clone(),
-            })?;
-        let view = self.files[index].get(name)?;
+        let missing = || ModelError::MissingTensor {
+            name: name.to_string(),
+            dir: self.dir.clone(),
+        };
+        let (files, routing, dtype, device) = match &self.source {
+            Source::Files {
+                files,
+                routing,
+                dtype,
+                device,
+            } => (files, routing, *dtype, device),
+            Source::Tensors(map) => {
+                let tensor = map.get(name).ok_or_else(missing)?;
+                if tensor.dims() != expected {
+                    return Err(ModelError::ShapeMismatch {
+                        name: name.to_string(),
+                        expected: expected.to_vec(),
+                        found: tensor.dims().to_vec(),
+                    });
+                }
+                return Ok(tensor.clone());
+            }
+        };
+        let index = *routing.get(name).ok_or_else(missing)?;
+        let view = files[index].get(name)?;
         if view.shape() != expected {
             return Err(ModelError::ShapeMismatch {
                 name: name.to_string(),
@@ -75,7 +124,7 @@ impl Weights {
                 dtype: format!("{:?}", view.dtype()),
             });
         }
-        Ok(view.load(&self.device)?.to_dtype(self.dtype)?)
+        Ok(view.load(device)?.to_dtype(dtype)?)
     }
 }
 

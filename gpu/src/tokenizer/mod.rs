@@ -84,6 +84,11 @@ impl Tokenizer {
         self.eos_token_id
     }
 
+    /// Number of ids, added tokens included (the model's `vocab_size` must cover them).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// Id of a token string such as `<|im_end|>`.
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
