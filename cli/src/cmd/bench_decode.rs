@@ -90,8 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for shape in shapes() {
         bar.set_message(format!("writing {}", shape.name));
         let dir = random_checkpoint(&args.workdir, &shape)?;
-        let model = MimoModel::load(&dir, &LoadOptions::default())
-            .with_context(|| format!("loading {}", dir.display()))?;
+        let opts = LoadOptions {
+            device: crucible_gpu::device::best_device()?,
+            ..LoadOptions::default()
+        };
+        let model =
+            MimoModel::load(&dir, &opts).with_context(|| format!("loading {}", dir.display()))?;
         for batch in BATCHES {
             bar.set_message(format!("{} batch {batch}", shape.name));
             let ours = crucible_tok_s(&model, batch, args.prompt_len, args.new_tokens)?;
