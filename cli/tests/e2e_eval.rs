@@ -306,3 +306,89 @@ async fn shipped_model_on_the_synthetic_benchmark_needs_no_data(pool: PgPool) {
         "{samples:?}"
     );
 }
+
+/// An SFT job fine-tunes the shipped model for a few steps: its loss curve lands on the run and the
+/// result is registered as a checkpoint model that loads.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn sft_job_streams_metrics_and_registers_its_model(pool: PgPool) {
+    let server = Server::start(&pool).await;
+    let work = std::env::temp_dir().join(format!("crucible-e2e-sft-{}", std::process::id()));
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/crucible-mimo-small");
+    let config = json!({
+        "kind": "sft", "init": { "from": { "dir": base } },
+        "data": { "synthetic": { "seed": 3, "max_steps": 2, "max_digits": 2 } },
+        "out_dir": "sft", "seq_len": 128, "micro_batch": 2, "grad_accum": 1, "steps": 3,
+        "schedule": { "kind": "constant", "warmup": 0 }, "seed": 1
+    });
+    let bad = json!({ "spec": { "kind": "sft", "config": { "kind": "pretrain", "steps": 3 } } });
+    let r = server
+        .http
+        .post(format!("{}/api/v1/jobs", server.base))
+        .bearer_auth(&server.token)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        422,
+        "a pretrain config in an sft job is refused"
+    );
+    let job = server
+        .post(
+            "/jobs",
+            json!({ "spec": { "kind": "sft", "config": config, "model_name": "small-sft-e2e" } }),
+        )
+        .await;
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_crucible"))
+        .args([
+            "worker",
+            "--server",
+            &server.base,
+            "--token",
+            &server.token,
+            "--max-jobs",
+            "1",
+            "--poll-seconds",
+            "0.2",
+        ])
+        .env("CRUCIBLE_HOME", &work)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let done = server
+        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(600))
+        .await;
+    assert!(worker.wait().unwrap().success());
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let run_id = done["run_id"].as_str().unwrap();
+    let run = server.get(&format!("/runs/{run_id}")).await;
+    assert_eq!(
+        (
+            run["kind"].as_str(),
+            run["status"].as_str(),
+            run["params"]["steps"].as_str()
+        ),
+        (Some("sft"), Some("finished"), Some("3"))
+    );
+    let loss = server
+        .get(&format!("/runs/{run_id}/metrics/history?key=train/loss"))
+        .await;
+    assert_eq!(loss["steps"], json!([1, 2, 3]), "{loss}");
+    let models = server.get("/models").await;
+    let trained = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "small-sft-e2e")
+        .expect("model registered");
+    assert_eq!(
+        (
+            trained["source"]["kind"].as_str(),
+            trained["source"]["step"].as_i64()
+        ),
+        (Some("checkpoint"), Some(3))
+    );
+    assert_eq!(trained["architecture"], "MiMoForCausalLM");
+    let _ = std::fs::remove_dir_all(&work);
+}

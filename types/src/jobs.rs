@@ -99,6 +99,20 @@ pub struct GenerateSpec {
     pub sampling: SamplingParams,
 }
 
+/// A training job: the worker's `TrainConfig` (see docs/training.md) as JSON, and the name under
+/// which the trained model is registered when the job succeeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// The training config; its `kind` must match the job's.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub config: serde_json::Value,
+    /// Register the final model under this name (default: `<kind>-<job id prefix>`).
+    #[serde(default)]
+    pub model_name: Option<String>,
+}
+
 /// The typed body of a job, tagged by kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -108,6 +122,10 @@ pub enum JobSpec {
     Eval(EvalSpec),
     /// See [`GenerateSpec`].
     Generate(GenerateSpec),
+    /// Pre-training (see [`TrainSpec`]).
+    Pretrain(TrainSpec),
+    /// Supervised fine-tuning (see [`TrainSpec`]).
+    Sft(TrainSpec),
 }
 
 impl JobSpec {
@@ -116,14 +134,17 @@ impl JobSpec {
         match self {
             JobSpec::Eval(_) => JobKind::Eval,
             JobSpec::Generate(_) => JobKind::Generate,
+            JobSpec::Pretrain(_) => JobKind::Pretrain,
+            JobSpec::Sft(_) => JobKind::Sft,
         }
     }
 
-    /// The model the job runs.
-    pub fn model_id(&self) -> Uuid {
+    /// The registered model the job runs, if it runs one (training names its start in its config).
+    pub fn model_id(&self) -> Option<Uuid> {
         match self {
-            JobSpec::Eval(e) => e.model_id,
-            JobSpec::Generate(g) => g.model_id,
+            JobSpec::Eval(e) => Some(e.model_id),
+            JobSpec::Generate(g) => Some(g.model_id),
+            JobSpec::Pretrain(_) | JobSpec::Sft(_) => None,
         }
     }
 }
@@ -251,8 +272,8 @@ pub struct EvalTarget {
 pub struct Lease {
     /// The job.
     pub job: Job,
-    /// The model it runs.
-    pub model: crate::model::Model,
+    /// The model it runs (none for training jobs).
+    pub model: Option<crate::model::Model>,
     /// For eval jobs: one target per benchmark.
     pub evals: Vec<EvalTarget>,
     /// Heartbeat at least this often or lose the lease.

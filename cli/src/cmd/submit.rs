@@ -1,9 +1,9 @@
 //! `crucible submit eval`: queue an evaluation and, with `--wait`, follow it to the end.
 
 use crate::cmd::api::ServerArgs;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use crucible_types::{
-    EvalSpec, Job, JobRequirements, JobSpec, JobStatus, SamplingParams, SubmitJob,
+    EvalSpec, Job, JobRequirements, JobSpec, JobStatus, SamplingParams, SubmitJob, TrainSpec,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
@@ -14,6 +14,63 @@ use uuid::Uuid;
 pub enum Command {
     /// Evaluate a model on benchmarks.
     Eval(EvalArgs),
+    /// Pre-train or fine-tune on a worker from a training config (see docs/training.md).
+    Train(TrainArgs),
+}
+
+/// Arguments of `crucible submit train`.
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The training config (JSON); its `kind` (`pretrain` or `sft`) is the job's kind.
+    #[arg(long)]
+    pub config: std::path::PathBuf,
+    /// Register the trained model under this name.
+    #[arg(long)]
+    pub model_name: Option<String>,
+    /// Follow the job until it ends, with a progress bar.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+fn train_job(a: &TrainArgs) -> Result<SubmitJob> {
+    let text = std::fs::read_to_string(&a.config)
+        .with_context(|| format!("cannot read {}", a.config.display()))?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", a.config.display()))?;
+    let spec = TrainSpec {
+        config: config.clone(),
+        model_name: a.model_name.clone(),
+    };
+    let spec = match config.get("kind").and_then(|k| k.as_str()) {
+        Some("pretrain") => JobSpec::Pretrain(spec),
+        Some("sft") => JobSpec::Sft(spec),
+        other => bail!(
+            "{}: `kind` must be \"pretrain\" or \"sft\", not {other:?}",
+            a.config.display()
+        ),
+    };
+    Ok(SubmitJob {
+        spec,
+        priority: 0,
+        requirements: JobRequirements::default(),
+        max_attempts: None,
+    })
+}
+
+/// Submits `req`, prints the job id, and with `wait` follows it to the end.
+async fn submit_and_follow(server: &ServerArgs, req: &SubmitJob, follow: bool) -> Result<()> {
+    let job: Job = server.post("/jobs", req).await?;
+    println!("{}", job.id);
+    if follow {
+        let done = wait(server, job.id).await?;
+        eprintln!("job {} {}", done.id, done.status);
+        if done.status != JobStatus::Succeeded {
+            bail!("job {}: {}", done.status, done.error.unwrap_or_default());
+        }
+    }
+    Ok(())
 }
 
 /// Arguments of `crucible submit eval`.
@@ -85,7 +142,20 @@ async fn wait(server: &ServerArgs, id: Uuid) -> Result<Job> {
 
 /// Runs the subcommand.
 pub fn run(c: Command) -> Result<()> {
-    let Command::Eval(a) = c;
+    let (server, req, follow) = match c {
+        Command::Eval(a) => {
+            let req = eval_job(&a);
+            (a.server, req, a.wait)
+        }
+        Command::Train(a) => {
+            let req = train_job(&a)?;
+            (a.server, req, a.wait)
+        }
+    };
+    tokio::runtime::Runtime::new()?.block_on(submit_and_follow(&server, &req, follow))
+}
+
+fn eval_job(a: &EvalArgs) -> SubmitJob {
     let sampling =
         (a.temperature.is_some() || a.max_new_tokens.is_some()).then(|| SamplingParams {
             temperature: a.temperature.unwrap_or(0.0),
@@ -102,22 +172,10 @@ pub fn run(c: Command) -> Result<()> {
         ks: a.k.clone(),
         project_id: None,
     };
-    let req = SubmitJob {
+    SubmitJob {
         spec: JobSpec::Eval(spec),
         priority: a.priority,
         requirements: JobRequirements::default(),
         max_attempts: None,
-    };
-    tokio::runtime::Runtime::new()?.block_on(async {
-        let job: Job = a.server.post("/jobs", &req).await?;
-        println!("{}", job.id);
-        if a.wait {
-            let done = wait(&a.server, job.id).await?;
-            eprintln!("job {} {}", done.id, done.status);
-            if done.status != JobStatus::Succeeded {
-                bail!("job {}: {}", done.status, done.error.unwrap_or_default());
-            }
-        }
-        Ok(())
-    })
+    }
 }

@@ -113,6 +113,7 @@ pub fn run(args: Args) -> Result<()> {
                 data_dir: args.data_dir.clone(),
                 poll: Duration::from_secs(1),
                 max_jobs: None,
+                work_dir: crate::cmd::db::crucible_home().join("work"),
             };
             std::thread::spawn(move || {
                 if let Err(e) = worker::run(&config) {

@@ -38,6 +38,7 @@ impl Args {
             data_dir: self.data_dir.clone(),
             poll: Duration::from_secs_f64(self.poll_seconds.max(0.05)),
             max_jobs: self.max_jobs,
+            work_dir: crate::cmd::db::crucible_home().join("work"),
         })
     }
 }

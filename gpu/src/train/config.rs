@@ -17,6 +17,14 @@ pub enum TrainKind {
 }
 
 impl TrainKind {
+    /// The job-kind spelling (`pretrain`, `sft`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainKind::Pretrain => "pretrain",
+            TrainKind::Sft => "sft",
+        }
+    }
+
     /// The report's MTP loss weight for this phase (0.3 early pretraining, 0.1 after).
     pub fn default_mtp_weight(self) -> f64 {
         match self {

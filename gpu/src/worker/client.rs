@@ -3,8 +3,8 @@
 
 use crucible_types::{
     CompleteJob, CompletionRecord, Dataset, DatasetRows, EvalScore, Heartbeat, HeartbeatReply,
-    JobProgress, Lease, MetricPoint, RegisterWorker, SampleRecord, UploadSamples, UploadScores,
-    Worker,
+    JobProgress, Lease, MetricPoint, Model, RegisterModel, RegisterWorker, SampleRecord,
+    UploadSamples, UploadScores, Worker,
 };
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -231,6 +231,11 @@ impl ServerClient {
             rows.extend(page.rows);
         }
         Ok((meta, rows))
+    }
+
+    /// Registers a model (e.g. a training job's result).
+    pub fn register_model(&self, req: &RegisterModel) -> Result<Model, ClientError> {
+        self.post("register model", "/models", req)
     }
 
     /// Uploads completions of a run.

@@ -7,6 +7,7 @@ pub mod client;
 pub mod heartbeat;
 mod run_eval;
 mod run_generate;
+mod run_train;
 
 use client::{ClientError, ServerClient};
 use crucible_types::{JobKind, JobSpec, Lease, RegisterWorker, WorkerCapabilities};
@@ -31,6 +32,8 @@ pub struct WorkerConfig {
     pub poll: Duration,
     /// Exit after this many jobs (tests, one-shot runs); run forever when `None`.
     pub max_jobs: Option<usize>,
+    /// Where training jobs write (a relative `out_dir` lands in `<work_dir>/<job id>/`).
+    pub work_dir: std::path::PathBuf,
 }
 
 /// Why the worker stopped.
@@ -50,7 +53,7 @@ pub fn capabilities() -> WorkerCapabilities {
     WorkerCapabilities {
         devices,
         memory_gb: system_memory_gb(),
-        kinds: vec![JobKind::Eval, JobKind::Generate],
+        kinds: JobKind::ALL.to_vec(),
     }
 }
 
@@ -105,6 +108,9 @@ fn serve(client: &ServerClient, worker_id: Uuid, config: &WorkerConfig, lease: L
     let outcome = match &lease.job.spec {
         JobSpec::Eval(_) => run_eval::run(client, worker_id, config, &lease, &signals),
         JobSpec::Generate(spec) => run_generate::run(client, &lease, spec, &signals),
+        JobSpec::Pretrain(spec) | JobSpec::Sft(spec) => {
+            run_train::run(client, config, &lease, spec, &signals)
+        }
     };
     signals.done.store(true, Ordering::Relaxed);
     let _ = beat.join();

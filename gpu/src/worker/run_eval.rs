@@ -108,7 +108,8 @@ pub(super) fn run(
         .map(|t| benchmark(client, &t.benchmark, config, limit))
         .collect::<Result<Vec<_>, _>>()?;
     let total: u64 = benches.iter().map(|b| b.problems.len() as u64).sum();
-    let mut handle = ModelHandle::open(&lease.model.source)?;
+    let model = lease.model.as_ref().ok_or("eval job without a model")?;
+    let mut handle = ModelHandle::open(&model.source)?;
     let mut generator = handle.generator();
     let mut before = 0u64;
     for (target, bench) in lease.evals.iter().zip(&benches) {

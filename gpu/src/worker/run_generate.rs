@@ -16,7 +16,8 @@ pub(super) fn run(
     signals: &JobSignals,
 ) -> Result<(), String> {
     let run_id = lease.job.run_id.ok_or("generate job has no run")?;
-    let mut handle = ModelHandle::open(&lease.model.source)?;
+    let model = lease.model.as_ref().ok_or("generate job without a model")?;
+    let mut handle = ModelHandle::open(&model.source)?;
     let mut generator = handle.generator();
     let total = spec.prompts.len() as u64;
     for (c, chunk) in spec.prompts.chunks(CHUNK).enumerate() {

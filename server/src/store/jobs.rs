@@ -18,6 +18,8 @@ const DEVICES: &[&str] = &["cpu", "cuda", "wgpu"];
 const EVALS_PROJECT: &str = "evals";
 /// Project that holds generate runs.
 const GENERATE_PROJECT: &str = "generate";
+/// Project that holds training runs.
+const TRAINING_PROJECT: &str = "training";
 
 #[derive(FromRow)]
 struct JobRow {
@@ -121,18 +123,20 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
             "must be between 1 and 10",
         ));
     }
-    let model = models::get_in(&mut *conn, req.spec.model_id())
-        .await
-        .map_err(|_| {
-            AppError::invalid(
-                "spec.model_id",
-                format!("model {} not found", req.spec.model_id()),
-            )
-        })?;
-    if model.team_id != team_id {
-        return Err(AppError::Forbidden("model belongs to another team".into()));
-    }
-    let (project_id, run_name, params) = match &req.spec {
+    let model = match req.spec.model_id() {
+        Some(id) => {
+            let m = models::get_in(&mut *conn, id)
+                .await
+                .map_err(|_| AppError::invalid("spec.model_id", format!("model {id} not found")))?;
+            if m.team_id != team_id {
+                return Err(AppError::Forbidden("model belongs to another team".into()));
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let model_name = model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+    let (project_id, run_name, params): (Uuid, String, Vec<(String, String)>) = match &req.spec {
         JobSpec::Eval(e) => {
             if e.benchmarks.is_empty() {
                 return Err(AppError::invalid(
@@ -150,8 +154,8 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
                 e.resolve(b).map_err(|m| AppError::invalid("spec", m))?;
             }
             let project = project_for(conn, team_id, e.project_id, EVALS_PROJECT).await?;
-            let params = [
-                ("model".to_string(), model.name.clone()),
+            let params = vec![
+                ("model".to_string(), model_name.clone()),
                 ("benchmarks".to_string(), e.benchmarks.join(",")),
                 (
                     "preset".to_string(),
@@ -160,7 +164,7 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
             ];
             (
                 project,
-                format!("eval {} on {}", model.name, e.benchmarks.join(",")),
+                format!("eval {model_name} on {}", e.benchmarks.join(",")),
                 params,
             )
         }
@@ -175,15 +179,55 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
                 .validate()
                 .map_err(|m| AppError::invalid("spec.sampling", m))?;
             let project = project_for(conn, team_id, None, GENERATE_PROJECT).await?;
-            let params = [
-                ("model".to_string(), model.name.clone()),
+            let params = vec![
+                ("model".to_string(), model_name.clone()),
                 ("prompts".to_string(), g.prompts.len().to_string()),
                 (
                     "max_new_tokens".to_string(),
                     g.sampling.max_new_tokens.to_string(),
                 ),
             ];
-            (project, format!("generate with {}", model.name), params)
+            (project, format!("generate with {model_name}"), params)
+        }
+        JobSpec::Pretrain(t) | JobSpec::Sft(t) => {
+            let kind = req.spec.kind();
+            let config = t.config.as_object().ok_or_else(|| {
+                AppError::invalid("spec.config", "must be a training config object")
+            })?;
+            if config.get("kind").and_then(|k| k.as_str()) != Some(kind.as_str()) {
+                return Err(AppError::invalid(
+                    "spec.config.kind",
+                    format!("must be {kind:?} for a {kind} job"),
+                ));
+            }
+            if !config
+                .get("steps")
+                .and_then(|s| s.as_u64())
+                .is_some_and(|s| s > 0)
+            {
+                return Err(AppError::invalid(
+                    "spec.config.steps",
+                    "must be a positive integer",
+                ));
+            }
+            let project = project_for(conn, team_id, None, TRAINING_PROJECT).await?;
+            // The config's scalar settings become the run's params, so runs compare in the table.
+            let params = config
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    serde_json::Value::String(s) => Some((k.clone(), s.clone())),
+                    serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
+                    serde_json::Value::Bool(b) => Some((k.clone(), b.to_string())),
+                    _ => None,
+                })
+                .collect();
+            (
+                project,
+                format!("{kind} {}", t.model_name.clone().unwrap_or_default())
+                    .trim()
+                    .to_string(),
+                params,
+            )
         }
     };
     let kind = match req.spec.kind() {
@@ -232,7 +276,7 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
             .bind(team_id)
             .bind(run.id)
             .bind(job_id)
-            .bind(model.id)
+            .bind(req.spec.model_id())
             .bind(b)
             .bind(Json(&sampling))
             .bind(n as i32)
@@ -381,7 +425,10 @@ pub async fn lease(
         .bind(job.id)
         .execute(&mut *conn)
         .await?;
-    let model = models::get_in(&mut *conn, job.spec.model_id()).await?;
+    let model = match job.spec.model_id() {
+        Some(id) => Some(models::get_in(&mut *conn, id).await?),
+        None => None,
+    };
     let targets: Vec<(String, Uuid, i32, Json<SamplingParams>)> = sqlx::query_as(
         "SELECT benchmark, id, n_samples, sampling FROM evals
              WHERE job_id = $1 AND status <> 'finished' ORDER BY created_at, benchmark",

@@ -1,0 +1,110 @@
+//! The `pretrain` and `sft` jobs: run `train::run` with metrics streaming to the job's run, then
+//! register the trained model as a checkpoint of that run. A retried job on the same machine
+//! resumes from the checkpoint in its `out_dir`.
+
+use super::WorkerConfig;
+use super::client::ServerClient;
+use super::heartbeat::JobSignals;
+use crate::train::{MetricsSink, TrainConfig};
+use crucible_types::{Lease, MetricPoint, ModelSource, RegisterModel, TrainSpec};
+use uuid::Uuid;
+
+/// Points buffered before one upload.
+const FLUSH_EVERY: usize = 64;
+
+/// Sends training metrics to the run as `train/<key>`, in batches.
+struct RunSink<'a> {
+    client: &'a ServerClient,
+    run_id: Uuid,
+    buffer: Vec<MetricPoint>,
+}
+
+impl RunSink<'_> {
+    fn flush(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let points = std::mem::take(&mut self.buffer);
+        if let Err(e) = self.client.log_metrics(self.run_id, points) {
+            tracing::warn!(error = %e, "could not log training metrics");
+        }
+    }
+}
+
+impl MetricsSink for RunSink<'_> {
+    fn record(&mut self, step: u64, values: &[(&str, f64)]) {
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        self.buffer
+            .extend(
+                values
+                    .iter()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(k, v)| MetricPoint {
+                        key: format!("train/{k}"),
+                        step,
+                        value: *v,
+                        timestamp: None,
+                    }),
+            );
+        if self.buffer.len() >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+}
+
+/// Runs the job; `Err` carries the reason it failed.
+pub(super) fn run(
+    client: &ServerClient,
+    config: &WorkerConfig,
+    lease: &Lease,
+    spec: &TrainSpec,
+    signals: &JobSignals,
+) -> Result<(), String> {
+    let run_id = lease.job.run_id.ok_or("training job has no run")?;
+    let mut train: TrainConfig =
+        serde_json::from_value(spec.config.clone()).map_err(|e| format!("spec.config: {e}"))?;
+    if train.kind.as_str() != lease.job.kind.as_str() {
+        return Err(format!(
+            "spec.config.kind is {} but the job is {}",
+            train.kind.as_str(),
+            lease.job.kind
+        ));
+    }
+    if train.out_dir.is_relative() {
+        train.out_dir = config
+            .work_dir
+            .join(lease.job.id.to_string())
+            .join(&train.out_dir);
+    }
+    let mut sink = RunSink {
+        client,
+        run_id,
+        buffer: Vec::new(),
+    };
+    let outcome = crate::train::run(&train, &mut sink, &|done, total| {
+        signals.set_progress(done, total, "training")
+    });
+    sink.flush();
+    let outcome = outcome.map_err(|e| e.to_string())?;
+    let final_dir = train.out_dir.join("final");
+    let name = spec.model_name.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            lease.job.kind,
+            &lease.job.id.simple().to_string()[..8]
+        )
+    });
+    let req = RegisterModel {
+        name,
+        source: ModelSource::Checkpoint {
+            path: final_dir.to_string_lossy().into_owned(),
+            run_id,
+            step: i64::try_from(outcome.steps).unwrap_or(i64::MAX),
+        },
+        training_datasets: Vec::new(),
+    };
+    client
+        .register_model(&req)
+        .map_err(|e| format!("registering the trained model: {e}"))?;
+    Ok(())
+}
