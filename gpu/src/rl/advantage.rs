@@ -44,7 +44,7 @@ pub fn group_advantages(
             reason: "must be at least 1".into(),
         });
     }
-    if rewards.len() % group_size != 0 {
+    if !rewards.len().is_multiple_of(group_size) {
         return Err(RlError::Input {
             name: "rewards",
             reason: format!(

@@ -85,14 +85,12 @@ pub fn policy_loss(
         ("mask", Some(inputs.mask)),
         ("logp_ref", inputs.logp_ref),
     ] {
-        if let Some(t) = t {
-            if t.dims() != shape.as_slice() {
-                return Err(RlError::Shape {
-                    name,
-                    found: t.dims().to_vec(),
-                    expected: shape.clone(),
-                });
-            }
+        if let Some(t) = t.filter(|t| t.dims() != shape.as_slice()) {
+            return Err(RlError::Shape {
+                name,
+                found: t.dims().to_vec(),
+                expected: shape.clone(),
+            });
         }
     }
     let logp_ref = match (config.kl_coef, inputs.logp_ref) {
@@ -140,11 +138,15 @@ pub fn policy_loss(
 }
 
 fn validate_config(config: &PolicyLossConfig) -> Result<(), RlError> {
-    for (name, eps) in [("eps_low", config.eps_low), ("eps_high", config.eps_high)] {
-        if !(eps.is_finite() && eps >= 0.0) {
+    for (name, value) in [
+        ("eps_low", config.eps_low),
+        ("eps_high", config.eps_high),
+        ("kl_coef", config.kl_coef.unwrap_or(0.0)),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
             return Err(RlError::Config {
                 name,
-                reason: format!("must be a finite non-negative number, got {eps}"),
+                reason: format!("must be a finite non-negative number, got {value}"),
             });
         }
     }
@@ -156,14 +158,6 @@ fn validate_config(config: &PolicyLossConfig) -> Result<(), RlError> {
                 config.eps_low
             ),
         });
-    }
-    if let Some(coef) = config.kl_coef {
-        if !(coef.is_finite() && coef >= 0.0) {
-            return Err(RlError::Config {
-                name: "kl_coef",
-                reason: format!("must be a finite non-negative number, got {coef}"),
-            });
-        }
     }
     Ok(())
 }
@@ -386,5 +380,40 @@ mod tests {
             policy_loss(&inputs, &PolicyLossConfig::default()),
             Err(RlError::Input { name: "mask", .. })
         ));
+        let inputs = PolicyLossInputs {
+            mask: &b.mask,
+            ..inputs
+        };
+        for (config, field) in [
+            (
+                PolicyLossConfig {
+                    eps_low: 1.0,
+                    ..Default::default()
+                },
+                "eps_low",
+            ),
+            (
+                PolicyLossConfig {
+                    eps_high: -0.1,
+                    ..Default::default()
+                },
+                "eps_high",
+            ),
+            (
+                PolicyLossConfig {
+                    kl_coef: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "kl_coef",
+            ),
+        ] {
+            match policy_loss(&inputs, &config) {
+                Err(RlError::Config { name, .. }) => assert_eq!(name, field),
+                other => panic!(
+                    "{field}: expected a config error, got {:?}",
+                    other.map(|l| l.stats)
+                ),
+            }
+        }
     }
 }
