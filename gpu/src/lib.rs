@@ -6,6 +6,7 @@ pub mod engine;
 pub mod eval;
 pub mod model;
 pub mod reward;
+pub mod rl;
 pub mod tokenizer;
 pub mod train;
 pub mod worker;
