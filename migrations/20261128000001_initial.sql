@@ -59,13 +59,25 @@ CREATE TABLE metric_series (
 );
 
 -- Idempotent per (run, key, step): a retried or late point overwrites, never duplicates, never drops.
+-- No foreign key: its per-row check cost more than the insert itself (points are written only by
+-- the one statement that also resolves their series); a trigger removes points with their series.
 CREATE TABLE metric_points (
-    series_id  bigint NOT NULL REFERENCES metric_series(id) ON DELETE CASCADE,
+    series_id  bigint NOT NULL,
     step       bigint NOT NULL,
     value      double precision NOT NULL,
     wall_time  timestamptz NOT NULL,
     PRIMARY KEY (series_id, step)
 );
+
+CREATE FUNCTION delete_series_points() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM metric_points WHERE series_id = OLD.id;
+    RETURN OLD;
+END;
+$$;
+
+CREATE TRIGGER metric_series_delete_points AFTER DELETE ON metric_series
+    FOR EACH ROW EXECUTE FUNCTION delete_series_points();
 
 CREATE TABLE artifacts (
     run_id      uuid NOT NULL REFERENCES runs(id) ON DELETE CASCADE,

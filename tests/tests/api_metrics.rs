@@ -92,6 +92,18 @@ async fn out_of_order_and_repeated_points_converge(pool: PgPool) {
         summary,
         json!([{ "key": "reward/mean", "count": 4, "last_step": 5, "last_value": 5.0, "min": -1.0, "max": 33.0 }])
     );
+
+    // Points have no foreign key (for ingest speed); deleting their run must still remove them.
+    sqlx::query("DELETE FROM runs WHERE id = $1::uuid")
+        .bind(&run)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM metric_points")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
 
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]

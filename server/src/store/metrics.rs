@@ -54,6 +54,52 @@ fn dedupe(
         .collect()
 }
 
+/// Resolves (creating when new) the series of each point, then inserts the points; a macro so the
+/// upsert variant below extends the same text.
+macro_rules! insert_points_sql {
+    () => {
+        "WITH pts AS (SELECT * FROM unnest($2::text[], $3::bigint[], $4::float8[], $5::timestamptz[])
+                      AS t(key, step, value, wall_time)),
+              created AS (INSERT INTO metric_series (run_id, key) SELECT DISTINCT $1::uuid, key FROM pts
+                          ON CONFLICT (run_id, key) DO NOTHING RETURNING id, key),
+              series AS (SELECT id, key FROM created
+                         UNION ALL
+                         SELECT id, key FROM metric_series WHERE run_id = $1 AND key IN (SELECT key FROM pts))
+         INSERT INTO metric_points (series_id, step, value, wall_time)
+         SELECT series.id, pts.step, pts.value, pts.wall_time FROM pts JOIN series USING (key)"
+    };
+}
+
+/// Inserts points whose (series, step) is new.
+const INSERT_NEW: &str = insert_points_sql!();
+
+/// Inserts or overwrites points: retries, duplicates, late points.
+const UPSERT: &str = concat!(
+    insert_points_sql!(),
+    " ON CONFLICT (series_id, step) DO UPDATE SET value = EXCLUDED.value, wall_time = EXCLUDED.wall_time"
+);
+
+/// Runs one of the two point statements.
+async fn insert_points(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    run_id: Uuid,
+    keys: &[&str],
+    steps: &[i64],
+    values: &[f64],
+    times: &[DateTime<Utc>],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sql)
+        .bind(run_id)
+        .bind(keys)
+        .bind(steps)
+        .bind(values)
+        .bind(times)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Stores the points and returns how many distinct (key, step) pairs were written.
 /// Series creation and the point upsert travel as one statement per chunk: one round trip.
 pub async fn log(conn: &mut PgConnection, run_id: Uuid, points: &[MetricPoint]) -> Result<usize> {
@@ -70,25 +116,26 @@ pub async fn log(conn: &mut PgConnection, run_id: Uuid, points: &[MetricPoint]) 
             values.push(*value);
             times.push(*time);
         }
-        sqlx::query(
-            "WITH pts AS (SELECT * FROM unnest($2::text[], $3::bigint[], $4::float8[], $5::timestamptz[])
-                          AS t(key, step, value, wall_time)),
-                  created AS (INSERT INTO metric_series (run_id, key) SELECT DISTINCT $1::uuid, key FROM pts
-                              ON CONFLICT (run_id, key) DO NOTHING RETURNING id, key),
-                  series AS (SELECT id, key FROM created
-                             UNION ALL
-                             SELECT id, key FROM metric_series WHERE run_id = $1 AND key IN (SELECT key FROM pts))
-             INSERT INTO metric_points (series_id, step, value, wall_time)
-             SELECT series.id, pts.step, pts.value, pts.wall_time FROM pts JOIN series USING (key)
-             ON CONFLICT (series_id, step) DO UPDATE SET value = EXCLUDED.value, wall_time = EXCLUDED.wall_time",
-        )
-        .bind(run_id)
-        .bind(&keys)
-        .bind(&steps)
-        .bind(&values)
-        .bind(&times)
-        .execute(&mut *conn)
-        .await?;
+        // Most points are new: try the plain insert (half the cost of an upsert) and fall back to
+        // the upsert only when some (key, step) already exists.
+        sqlx::query("SAVEPOINT metric_points_insert")
+            .execute(&mut *conn)
+            .await?;
+        let plain = insert_points(conn, INSERT_NEW, run_id, &keys, &steps, &values, &times).await;
+        match plain {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT metric_points_insert")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                sqlx::query("ROLLBACK TO SAVEPOINT metric_points_insert")
+                    .execute(&mut *conn)
+                    .await?;
+                insert_points(conn, UPSERT, run_id, &keys, &steps, &values, &times).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(unique.len())
 }
