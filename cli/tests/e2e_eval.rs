@@ -63,22 +63,23 @@ impl Server {
             .unwrap()
     }
 
-    fn worker(&self, data_dir: &str) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_crucible"))
-            .args([
-                "worker",
-                "--server",
-                &self.base,
-                "--token",
-                &self.token,
-                "--poll-seconds",
-                "0.2",
-                "--name",
-                "e2e",
-            ])
-            .env("CRUCIBLE_DATA_DIR", data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+    /// A `crucible worker` process for this server; `configure` adds its arguments and environment.
+    fn worker(&self, configure: impl FnOnce(&mut Command) -> &mut Command) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_crucible"));
+        cmd.args([
+            "worker",
+            "--server",
+            &self.base,
+            "--token",
+            &self.token,
+            "--poll-seconds",
+            "0.2",
+            "--name",
+            "e2e",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+        configure(&mut cmd)
             .spawn()
             .expect("cannot start `crucible worker`")
     }
@@ -151,7 +152,7 @@ async fn eval_job_survives_a_killed_worker(pool: PgPool) {
     let job_id = job["id"].as_str().unwrap().to_string();
 
     // First worker: killed as soon as some samples have been uploaded.
-    let mut first = server.worker(&data_dir);
+    let mut first = server.worker(|c| c.env("CRUCIBLE_DATA_DIR", &data_dir));
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM eval_samples")
@@ -187,7 +188,7 @@ async fn eval_job_survives_a_killed_worker(pool: PgPool) {
         "the kill came after the whole eval was uploaded ({partial} samples)"
     );
 
-    let mut second = server.worker(&data_dir);
+    let mut second = server.worker(|c| c.env("CRUCIBLE_DATA_DIR", &data_dir));
     let done = server.wait_job(&job_id, Duration::from_secs(300)).await;
     second.kill().unwrap();
     second.wait().unwrap();
@@ -249,22 +250,7 @@ async fn shipped_model_on_the_synthetic_benchmark_needs_no_data(pool: PgPool) {
     let job = server
         .post("/jobs", json!({ "spec": { "kind": "eval", "model_id": model["id"], "benchmarks": ["synthetic"], "limit": 20, "preset": "greedy" } }))
         .await;
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_crucible"))
-        .args([
-            "worker",
-            "--server",
-            &server.base,
-            "--token",
-            &server.token,
-            "--max-jobs",
-            "1",
-            "--poll-seconds",
-            "0.2",
-        ])
-        .env_remove("CRUCIBLE_DATA_DIR")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
+    let mut worker = server.worker(|c| c.args(["--max-jobs", "1"]).env_remove("CRUCIBLE_DATA_DIR"));
     let done = server
         .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(300))
         .await;
@@ -340,22 +326,7 @@ async fn sft_job_streams_metrics_and_registers_its_model(pool: PgPool) {
             json!({ "spec": { "kind": "sft", "config": config, "model_name": "small-sft-e2e" } }),
         )
         .await;
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_crucible"))
-        .args([
-            "worker",
-            "--server",
-            &server.base,
-            "--token",
-            &server.token,
-            "--max-jobs",
-            "1",
-            "--poll-seconds",
-            "0.2",
-        ])
-        .env("CRUCIBLE_HOME", &work)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
+    let mut worker = server.worker(|c| c.args(["--max-jobs", "1"]).env("CRUCIBLE_HOME", &work));
     let done = server
         .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(600))
         .await;
