@@ -61,7 +61,7 @@ static FIRST_INT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d+").unwrap()
 fn decimal_of(p: u64, q: u64) -> Option<String> {
     let mut d = q;
     for f in [2, 5] {
-        while d % f == 0 {
+        while d.is_multiple_of(f) {
             d /= f;
         }
     }

@@ -66,11 +66,9 @@ async fn try_local(admin_url: &str) -> Option<String> {
             return None;
         }
     }
-    Some(
-        admin_url
-            .rsplit_once('/')
-            .map(|(base, _)| format!("{base}/{DATABASE_NAME}"))?,
-    )
+    admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{DATABASE_NAME}"))
 }
 
 /// Postgres server binaries: on PATH, or in Debian's versioned folder.

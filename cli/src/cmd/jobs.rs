@@ -22,8 +22,8 @@ pub fn run(a: Args) -> Result<()> {
     };
     let jobs: Vec<Job> = tokio::runtime::Runtime::new()?.block_on(a.server.get(&path))?;
     println!(
-        "{:<36}  {:<8}  {:<9}  {:>4}  {:>7}  {:<36}  {}",
-        "id", "kind", "status", "prio", "attempt", "worker", "progress / error"
+        "{:<36}  {:<8}  {:<9}  {:>4}  {:>7}  {:<36}  progress / error",
+        "id", "kind", "status", "prio", "attempt", "worker"
     );
     for j in jobs {
         let detail = match (&j.error, &j.progress) {

@@ -28,8 +28,8 @@ pub fn run(a: Args) -> Result<()> {
     let rows: Vec<LeaderboardRow> =
         tokio::runtime::Runtime::new()?.block_on(a.server.get(&path))?;
     println!(
-        "{:<28}  {:<14}  {:>7}  {:>15}  {:>5}  {:>8}  {:<4}  {}",
-        "model", "benchmark", "pass@1", "95% CI", "n", "problems", "T", "flags"
+        "{:<28}  {:<14}  {:>7}  {:>15}  {:>5}  {:>8}  {:<4}  flags",
+        "model", "benchmark", "pass@1", "95% CI", "n", "problems", "T"
     );
     for r in rows {
         let ci = format!("[{}, {}]", pct(r.ci_low), pct(r.ci_high));

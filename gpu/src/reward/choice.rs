@@ -77,8 +77,7 @@ pub fn extract_choice(text: &str, labels: &[char]) -> Option<char> {
                 .and_then(|c| c.get(1))
                 .and_then(|m| m.as_str().chars().next())
         })
-        .filter(|c| labels.contains(c))
-        .last()
+        .rfind(|c| labels.contains(c))
 }
 
 /// Extracts the choice and compares it with the gold letter.

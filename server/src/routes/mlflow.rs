@@ -638,7 +638,7 @@ async fn search_runs(
 /// Applies MLflow `order_by` (`attributes.start_time DESC`, `params.lr`, …); default newest first.
 fn sort_runs(runs: &mut [&Run], order_by: &[String]) {
     let Some(first) = order_by.first() else {
-        runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         return;
     };
     let mut words = first.split_whitespace();

@@ -108,13 +108,13 @@ async fn project_for(
 
 /// Validates and enqueues a job, creating its run (and, for evals, one eval record per benchmark).
 pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> Result<Job> {
-    if let Some(d) = &req.requirements.device {
-        if !DEVICES.contains(&d.as_str()) {
-            return Err(AppError::invalid(
-                "requirements.device",
-                format!("must be one of {}", DEVICES.join(", ")),
-            ));
-        }
+    if let Some(d) = &req.requirements.device
+        && !DEVICES.contains(&d.as_str())
+    {
+        return Err(AppError::invalid(
+            "requirements.device",
+            format!("must be one of {}", DEVICES.join(", ")),
+        ));
     }
     let max_attempts = req.max_attempts.unwrap_or(3);
     if !(1..=10).contains(&max_attempts) {
@@ -200,10 +200,10 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
                     format!("must be {kind:?} for a {kind} job"),
                 ));
             }
-            if !config
+            if config
                 .get("steps")
                 .and_then(|s| s.as_u64())
-                .is_some_and(|s| s > 0)
+                .is_none_or(|s| s == 0)
             {
                 return Err(AppError::invalid(
                     "spec.config.steps",

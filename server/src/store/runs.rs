@@ -157,21 +157,22 @@ pub async fn update(
     status: Option<RunStatus>,
     name: Option<&str>,
 ) -> Result<Run> {
-    if let Some(next) = status {
-        if current.status.is_terminal() && next != current.status {
-            return Err(AppError::Conflict {
-                field: Some("status".into()),
-                message: format!(
-                    "run is already {}; a finished run cannot become {next}",
-                    current.status
-                ),
-            });
-        }
+    if let Some(next) = status
+        && current.status.is_terminal()
+        && next != current.status
+    {
+        return Err(AppError::Conflict {
+            field: Some("status".into()),
+            message: format!(
+                "run is already {}; a finished run cannot become {next}",
+                current.status
+            ),
+        });
     }
-    if let Some(n) = name {
-        if n.trim().is_empty() {
-            return Err(AppError::invalid("name", "must not be blank"));
-        }
+    if let Some(n) = name
+        && n.trim().is_empty()
+    {
+        return Err(AppError::invalid("name", "must not be blank"));
     }
     let sql = format!(
         "UPDATE runs r SET
@@ -195,15 +196,15 @@ pub async fn update(
 pub async fn log_params(conn: &mut PgConnection, run: &Run, params: &StringMap) -> Result<()> {
     check_keys("params", params)?;
     for (k, v) in params {
-        if let Some(old) = run.params.get(k) {
-            if old != v {
-                return Err(AppError::Conflict {
-                    field: Some(format!("params.{k}")),
-                    message: format!(
-                        "param {k:?} is already {old:?}; params cannot change once logged"
-                    ),
-                });
-            }
+        if let Some(old) = run.params.get(k)
+            && old != v
+        {
+            return Err(AppError::Conflict {
+                field: Some(format!("params.{k}")),
+                message: format!(
+                    "param {k:?} is already {old:?}; params cannot change once logged"
+                ),
+            });
         }
     }
     sqlx::query("UPDATE runs SET params = params || $2, updated_at = now() WHERE id = $1")

@@ -200,7 +200,7 @@ impl Surd {
             return None;
         }
         let q = self.as_rational()?;
-        if q.is_negative() && n % 2 == 0 {
+        if q.is_negative() && n.is_multiple_of(2) {
             return None;
         }
         let root_of = |x: &BigInt| -> Option<BigInt> {
@@ -271,12 +271,12 @@ fn split_square(n: &BigUint) -> Option<(BigUint, u64)> {
 
 /// The smallest prime factor of `n > 1` (trial division; radicands are capped at 10^15).
 fn smallest_prime_factor(n: u64) -> u64 {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         return 2;
     }
     let mut p = 3;
     while p * p <= n {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return p;
         }
         p += 2;

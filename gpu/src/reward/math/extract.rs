@@ -89,10 +89,10 @@ pub fn last_boxed(text: &str) -> Option<&str> {
             continue;
         }
         let mut skip = rest.len() - rest.trim_start().len();
-        if text[after + skip..].starts_with('[') {
-            if let Some(close) = text[after + skip..].find(']') {
-                skip += close + 1;
-            }
+        if text[after + skip..].starts_with('[')
+            && let Some(close) = text[after + skip..].find(']')
+        {
+            skip += close + 1;
         }
         let open = after + skip;
         if text[open..].starts_with('{') {

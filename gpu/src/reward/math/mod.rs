@@ -19,22 +19,12 @@ pub use extract::{ExtractConfig, Strategy, extract_answer, last_boxed};
 pub use normalize::normalize;
 
 /// Everything that changes a math verdict.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct MathConfig {
     pub extract: ExtractConfig,
     pub tolerance: Tolerance,
     /// Treat bare comma lists (`1, 2`) as ordered.
     pub ordered_lists: bool,
-}
-
-impl Default for MathConfig {
-    fn default() -> Self {
-        MathConfig {
-            extract: ExtractConfig::default(),
-            tolerance: Tolerance::default(),
-            ordered_lists: false,
-        }
-    }
 }
 
 /// The verdict on one completion, with what was compared (for people debugging a verdict).
