@@ -30,6 +30,18 @@ pub trait Generator {
     ) -> Result<Vec<Vec<Completion>>, EvalError>;
 }
 
+/// Lends a generator without giving it up (the worker keeps its endpoint client across benchmarks).
+impl<G: Generator + ?Sized> Generator for &mut G {
+    fn generate(
+        &mut self,
+        prompts: &[String],
+        sampling: &SamplingParams,
+        n: u32,
+    ) -> Result<Vec<Vec<Completion>>, EvalError> {
+        (**self).generate(prompts, sampling, n)
+    }
+}
+
 /// The sampling of sample `j`: the seed offset by the sample index.
 pub(crate) fn sample_params(sampling: &SamplingParams, j: u32) -> SamplingParams {
     SamplingParams {

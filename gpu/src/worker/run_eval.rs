@@ -49,22 +49,8 @@ impl ModelHandle {
     pub(super) fn generator(&mut self) -> Box<dyn Generator + '_> {
         match self {
             ModelHandle::Local(m) => Box::new(LocalGenerator::new(&m.model, &m.tokenizer)),
-            ModelHandle::Remote(g) => Box::new(RemoteRef(g)),
+            ModelHandle::Remote(g) => Box::new(g),
         }
-    }
-}
-
-/// Lends the endpoint generator without moving it out of the handle.
-struct RemoteRef<'a>(&'a mut OpenAiGenerator);
-
-impl Generator for RemoteRef<'_> {
-    fn generate(
-        &mut self,
-        prompts: &[String],
-        sampling: &crucible_types::SamplingParams,
-        n: u32,
-    ) -> Result<Vec<Vec<crate::eval::Completion>>, crate::eval::EvalError> {
-        self.0.generate(prompts, sampling, n)
     }
 }
 

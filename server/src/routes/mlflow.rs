@@ -300,22 +300,12 @@ async fn create_run(
 
 #[derive(Deserialize)]
 struct UpdateRunReq {
-    #[serde(default)]
-    run_id: Option<String>,
-    #[serde(default)]
-    run_uuid: Option<String>,
+    #[serde(flatten)]
+    run: RunRef,
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
     run_name: Option<String>,
-}
-
-/// MLflow clients send the run id as `run_id` (new) or `run_uuid` (old).
-fn either_id(run_id: Option<String>, run_uuid: Option<String>) -> Result<Uuid, AppError> {
-    let id = run_id
-        .or(run_uuid)
-        .ok_or_else(|| AppError::invalid("run_id", "missing run_id"))?;
-    parse_run_id(&id)
 }
 
 async fn update_run(
@@ -323,7 +313,7 @@ async fn update_run(
     auth: AuthTeam,
     ApiJson(req): ApiJson<UpdateRunReq>,
 ) -> MlResult<Json<Value>> {
-    let id = either_id(req.run_id, req.run_uuid)?;
+    let id = req.run.id()?;
     let status = req.status.as_deref().map(status_from_mlflow).transpose()?;
     let mut tx = s.pool.begin().await?;
     let owned = owned_run(&mut tx, &auth, id).await?;
@@ -339,20 +329,31 @@ async fn update_run(
     Ok(Json(json!({ "run_info": run_info_json(&run) })))
 }
 
+/// The run an MLflow call is about: clients send `run_id` (new) or `run_uuid` (old).
 #[derive(Deserialize)]
-struct RunIdQuery {
+struct RunRef {
     #[serde(default)]
     run_id: Option<String>,
     #[serde(default)]
     run_uuid: Option<String>,
 }
 
+impl RunRef {
+    fn id(self) -> Result<Uuid, AppError> {
+        let id = self
+            .run_id
+            .or(self.run_uuid)
+            .ok_or_else(|| AppError::invalid("run_id", "missing run_id"))?;
+        parse_run_id(&id)
+    }
+}
+
 async fn get_run(
     State(s): State<AppState>,
     auth: AuthTeam,
-    ApiQuery(q): ApiQuery<RunIdQuery>,
+    ApiQuery(run): ApiQuery<RunRef>,
 ) -> MlResult<Json<Value>> {
-    let id = either_id(q.run_id, q.run_uuid)?;
+    let id = run.id()?;
     let mut conn = s.pool.acquire().await?;
     let owned = owned_run(&mut conn, &auth, id).await?;
     let latest = latest_metrics(&s.pool, &[id])
@@ -681,10 +682,8 @@ fn to_point(m: MlMetric) -> MetricPoint {
 
 #[derive(Deserialize)]
 struct LogBatchReq {
-    #[serde(default)]
-    run_id: Option<String>,
-    #[serde(default)]
-    run_uuid: Option<String>,
+    #[serde(flatten)]
+    run: RunRef,
     #[serde(default)]
     metrics: Vec<MlMetric>,
     #[serde(default)]
@@ -742,17 +741,15 @@ async fn log_batch(
     auth: AuthTeam,
     ApiJson(req): ApiJson<LogBatchReq>,
 ) -> MlResult<Json<Value>> {
-    let id = either_id(req.run_id, req.run_uuid)?;
+    let id = req.run.id()?;
     let points = req.metrics.into_iter().map(to_point).collect();
     write_batch(&s, &auth, id, to_map(req.params), to_map(req.tags), points).await
 }
 
 #[derive(Deserialize)]
 struct LogMetricReq {
-    #[serde(default)]
-    run_id: Option<String>,
-    #[serde(default)]
-    run_uuid: Option<String>,
+    #[serde(flatten)]
+    run: RunRef,
     #[serde(flatten)]
     metric: MlMetric,
 }
@@ -762,7 +759,7 @@ async fn log_metric(
     auth: AuthTeam,
     ApiJson(req): ApiJson<LogMetricReq>,
 ) -> MlResult<Json<Value>> {
-    let id = either_id(req.run_id, req.run_uuid)?;
+    let id = req.run.id()?;
     write_batch(
         &s,
         &auth,
@@ -776,10 +773,8 @@ async fn log_metric(
 
 #[derive(Deserialize)]
 struct KeyValueReq {
-    #[serde(default)]
-    run_id: Option<String>,
-    #[serde(default)]
-    run_uuid: Option<String>,
+    #[serde(flatten)]
+    run: RunRef,
     key: String,
     value: String,
 }
@@ -789,7 +784,7 @@ async fn log_param(
     auth: AuthTeam,
     ApiJson(req): ApiJson<KeyValueReq>,
 ) -> MlResult<Json<Value>> {
-    let id = either_id(req.run_id, req.run_uuid)?;
+    let id = req.run.id()?;
     write_batch(
         &s,
         &auth,
@@ -806,7 +801,7 @@ async fn set_tag(
     auth: AuthTeam,
     ApiJson(req): ApiJson<KeyValueReq>,
 ) -> MlResult<Json<Value>> {
-    let id = either_id(req.run_id, req.run_uuid)?;
+    let id = req.run.id()?;
     write_batch(
         &s,
         &auth,
@@ -820,10 +815,8 @@ async fn set_tag(
 
 #[derive(Deserialize)]
 struct HistoryQuery {
-    #[serde(default)]
-    run_id: Option<String>,
-    #[serde(default)]
-    run_uuid: Option<String>,
+    #[serde(flatten)]
+    run: RunRef,
     metric_key: String,
 }
 
@@ -832,7 +825,7 @@ async fn get_history(
     auth: AuthTeam,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> MlResult<Json<Value>> {
-    let id = either_id(q.run_id, q.run_uuid)?;
+    let id = q.run.id()?;
     let mut conn = s.pool.acquire().await?;
     owned_run(&mut conn, &auth, id).await?;
     let h = match metrics::history(&s.pool, id, &q.metric_key).await {
