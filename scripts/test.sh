@@ -53,4 +53,23 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import mlflow" 2>/dev/nul
   export CRUCIBLE_MLFLOW_PYTHON="$venv/bin/python"
 fi
 
+# --- The dashboard's browser test: Debian's Chromium + ChromeDriver, and the hydration bundle ----
+if ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium and chromium-driver from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } \
+      || echo "*** WARNING: could not install chromium/chromium-driver: the browser test will be SKIPPED ***" >&2
+  else
+    echo "*** WARNING: chromedriver is missing and cannot be installed here (needs root + apt-get): the browser test will be SKIPPED ***" >&2
+  fi
+fi
+if scripts/build-site.sh; then
+  export CRUCIBLE_SITE_DIR="$CARGO_TARGET_DIR/site"
+  if command -v chromedriver >/dev/null; then export CRUCIBLE_REQUIRE_BROWSER=1; fi
+else
+  echo "*** WARNING: the dashboard bundle did not build: the browser test will be SKIPPED ***" >&2
+fi
+
 cargo test --release --workspace --no-fail-fast "$@"

@@ -62,6 +62,23 @@ pub fn bearer(parts: &Parts) -> Result<&str, AppError> {
         })
 }
 
+/// The team owning `token`, or `Unauthorized`. Used by the extractor and by the dashboard's form.
+pub async fn team_for_token(pool: &sqlx::PgPool, token: &str) -> Result<Uuid, AppError> {
+    // last_used_at is refreshed at most once a minute so hot paths (metric logging) stay read-only.
+    let team_id: Option<Uuid> = sqlx::query_scalar(
+        "WITH t AS (SELECT id, team_id, last_used_at FROM api_tokens
+                    WHERE token_hash = $1 AND revoked_at IS NULL),
+              touch AS (UPDATE api_tokens SET last_used_at = now() FROM t
+                        WHERE api_tokens.id = t.id
+                          AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'))
+         SELECT team_id FROM t",
+    )
+    .bind(hash_token(token))
+    .fetch_optional(pool)
+    .await?;
+    team_id.ok_or_else(|| AppError::Unauthorized("unknown or revoked token".into()))
+}
+
 impl FromRequestParts<AppState> for AuthTeam {
     type Rejection = AppError;
 
@@ -70,21 +87,9 @@ impl FromRequestParts<AppState> for AuthTeam {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
-        // last_used_at is refreshed at most once a minute so hot paths (metric logging) stay read-only.
-        let team_id: Option<Uuid> = sqlx::query_scalar(
-            "WITH t AS (SELECT id, team_id, last_used_at FROM api_tokens
-                        WHERE token_hash = $1 AND revoked_at IS NULL),
-                  touch AS (UPDATE api_tokens SET last_used_at = now() FROM t
-                            WHERE api_tokens.id = t.id
-                              AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'))
-             SELECT team_id FROM t",
-        )
-        .bind(hash_token(token))
-        .fetch_optional(&state.pool)
-        .await?;
-        team_id
+        team_for_token(&state.pool, token)
+            .await
             .map(|team_id| AuthTeam { team_id })
-            .ok_or_else(|| AppError::Unauthorized("unknown or revoked token".into()))
     }
 }
 

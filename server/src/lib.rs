@@ -1,8 +1,9 @@
 //! Crucible's server: the `/api/v1` REST API (with its OpenAPI document), the MLflow-compatible
-//! subset, live updates over SSE, all over Postgres through sqlx. It never compiles candle: workers
-//! talk to it over HTTP.
+//! subset, live updates over SSE and the leptos dashboard, all over Postgres through sqlx. It never
+//! compiles candle: workers talk to it over HTTP.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod live;
@@ -20,15 +21,18 @@ use tower_http::trace::TraceLayer;
 /// The schema, applied at start-up and by `#[sqlx::test]`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// The whole HTTP application; `main` and the tests build it the same way.
+/// The whole HTTP application — REST API, MLflow subset and the dashboard at `/`; `main` and the
+/// tests build it the same way.
 pub fn app(state: AppState) -> Router {
+    let dashboard = dashboard::router(state.pool.clone(), dashboard::find_site_root());
     Router::new()
         .nest("/api/v1", routes::api_v1())
         .nest("/api/2.0/mlflow", routes::mlflow::router())
         // MLflow's client also uses the ajax-api prefix for a few calls.
         .nest("/ajax-api/2.0/mlflow", routes::mlflow::router())
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
+        .merge(dashboard)
+        .layer(TraceLayer::new_for_http())
 }
 
 /// State for `pool`, with the live-update listener started. `CRUCIBLE_LEASE_SECONDS` overrides

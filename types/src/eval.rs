@@ -165,3 +165,32 @@ pub struct CompletionRecord {
     /// Stopped by the token budget.
     pub truncated: bool,
 }
+
+/// Which problems the sample browser shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SampleFilter {
+    /// Every problem.
+    All,
+    /// Problems no sample solved.
+    AllWrong,
+    /// Problems every sample solved.
+    AllRight,
+    /// Problems some samples solved.
+    Mixed,
+}
+
+/// One problem with its n samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProblemSamples {
+    /// Position in the benchmark.
+    pub problem_idx: i32,
+    /// The benchmark's id.
+    pub problem_id: String,
+    /// Samples that were correct.
+    pub correct: i64,
+    /// Its samples, by sample index.
+    pub samples: Vec<SampleRecord>,
+}

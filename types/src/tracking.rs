@@ -391,6 +391,42 @@ impl LiveEvent {
     }
 }
 
+/// A team: the unit that owns tokens, projects, models and leaderboard entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Team {
+    /// Id.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+}
+
+/// Filters, order and page of a run listing.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct RunFilter {
+    /// Only runs of this project.
+    pub project_id: Option<Uuid>,
+    /// Only runs of this team.
+    pub team_id: Option<Uuid>,
+    /// Only runs of this kind.
+    pub kind: Option<RunKind>,
+    /// Only runs in this status.
+    pub status: Option<RunStatus>,
+    /// `key:value` — only runs with that tag value (or `key` alone: with that tag).
+    pub tag: Option<String>,
+    /// Only children of this run.
+    pub parent_run_id: Option<Uuid>,
+    /// Case-insensitive substring of the name.
+    pub q: Option<String>,
+    /// `created_at` (default), `updated_at`, `name`, `status` or `kind`; prefix `-` for descending.
+    pub sort: Option<String>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<i64>,
+    /// Rows to skip.
+    pub offset: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,8 @@ use crate::cmd::bench_tracking;
 pub enum Command {
     /// Log 100,000 points as 100 batches of 1000 over loopback, read them back, report server RSS.
     Tracking(bench_tracking::Args),
+    /// Server time of every dashboard page with 10,000 runs and a 1,000 × 12 leaderboard.
+    Dashboard(super::bench_dashboard::Args),
     /// Decode tokens/s of the MiMo model on the CPU, against transformers on the same weights.
     Decode(super::bench_decode::Args),
     /// Verdicts per second of the math verifier (vs HF math-verify) and of the code judge.
@@ -19,6 +21,7 @@ pub enum Command {
 pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Tracking(args) => bench_tracking::run(args),
+        Command::Dashboard(args) => super::bench_dashboard::run(args),
         Command::Decode(args) => super::bench_decode::run(args),
         Command::Verify(args) => super::bench_verify::run(args),
         Command::Train(args) => super::bench_train::run(args),

@@ -1,12 +1,12 @@
 //! `crucible bench tracking`: the metric-ingestion benchmark against MLflow's figures.
 //! It starts a real `crucible serve` child on loopback so the RSS it reports is the server's alone.
 
+use crate::cmd::bench_server::ServerChild;
 use crate::cmd::db::DbArgs;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Arguments of `crucible bench tracking`.
 #[derive(clap::Args)]
@@ -21,47 +21,6 @@ pub struct Args {
     pub db: DbArgs,
 }
 
-/// Kills the server child when the benchmark ends, however it ends.
-struct ServerChild(Child);
-
-impl Drop for ServerChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_mb(pid: u32) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .context("cannot read the server's /proc status")?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS in /proc status")?;
-    Ok(kb / 1024.0)
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn wait_healthy(client: &reqwest::Client, base: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{base}/api/v1/health")).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the server did not become healthy within 60 s")
-}
-
 async fn bench(args: Args) -> Result<()> {
     let url = args.db.resolve().await?;
     let token = crate::cmd::token::create(
@@ -72,24 +31,9 @@ async fn bench(args: Args) -> Result<()> {
         "bench tracking",
     )
     .await?;
-    let port = free_port()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let server = ServerChild(
-        Command::new(std::env::current_exe()?)
-            .args([
-                "serve",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                &url,
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot start `crucible serve`")?,
-    );
     let client = reqwest::Client::new();
-    wait_healthy(&client, &base).await?;
+    let server = ServerChild::start(&client, &url).await?;
+    let base = server.base.clone();
     let auth = format!("Bearer {token}");
     let project: serde_json::Value = client
         .post(format!("{base}/api/v1/projects"))
@@ -158,7 +102,7 @@ async fn bench(args: Args) -> Result<()> {
     if got != expected {
         bail!("read back {got} points, expected {expected}");
     }
-    let rss = rss_mb(server.0.id())?;
+    let rss = server.rss_mb()?;
     println!(
         "logged {expected} points in {log_s:.3} s, read them back in {read_s:.3} s; server RSS {rss:.1} MB"
     );

@@ -2,7 +2,9 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_dashboard;
 pub mod bench_decode;
+pub mod bench_server;
 pub mod bench_tracking;
 pub mod bench_train;
 pub mod bench_verify;

@@ -1,6 +1,6 @@
 //! `crucible up`: everything needed to use Crucible on this machine, with nothing configured —
-//! Postgres (found or started), the server, a local worker, and the shipped small model registered
-//! so the built-in synthetic benchmark can be evaluated at once.
+//! Postgres (found or started), the server with the dashboard, a local worker, and the shipped small
+//! model registered so the built-in synthetic benchmark can be evaluated at once.
 
 use crate::cmd::serve;
 use anyhow::{Context, Result};
@@ -94,13 +94,18 @@ pub fn run(args: Args) -> Result<()> {
         let base = format!("http://{}", args.serve.bind);
         let server = tokio::spawn(async move { serve::serve(&args.serve).await });
         wait_healthy(&base).await?;
-        println!("Team {:?}: API token {token}", args.team);
+        println!("Crucible is up. Dashboard: {base}/");
+        if crucible_server::dashboard::find_site_root().is_none() {
+            println!("  (no hydration bundle: pages render without live updates; run scripts/build-site.sh)");
+        }
+        println!("Team {:?}: API token {token} (paste it into the dashboard's submit form)", args.team);
         println!("  export CRUCIBLE_SERVER={base} CRUCIBLE_TOKEN={token}");
         println!("  MLflow clients: MLFLOW_TRACKING_URI={base} MLFLOW_TRACKING_TOKEN={token}");
         match default_model_dir(args.model_dir.as_deref()) {
             Some(dir) => {
                 let id = register_default(&base, &token, &dir).await?;
                 println!("Model {DEFAULT_MODEL} ({}) is registered as {id}; evaluate it with", dir.display());
+                println!("  the dashboard's Submit page ({base}/jobs/new), or");
                 println!("  crucible submit eval --model {id} --benchmark synthetic --wait && crucible leaderboard");
             }
             None => println!("(the shipped model folder models/{DEFAULT_MODEL} was not found; pass --model-dir)"),

@@ -6,11 +6,13 @@ use crate::error::Result;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, LossyJson};
 use crate::routes::projects::TeamFilter;
 use crate::state::AppState;
-use crate::store::evals::{self, ProblemSamples, SampleFilter};
+use crate::store::evals;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crucible_types::{ApiError, Eval, LeaderboardRow, UploadSamples, UploadScores};
+use crucible_types::{
+    ApiError, Eval, LeaderboardRow, ProblemSamples, SampleFilter, UploadSamples, UploadScores,
+};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -53,7 +55,7 @@ pub async fn list(
     State(s): State<AppState>,
     ApiQuery(f): ApiQuery<EvalFilter>,
 ) -> Result<Json<Vec<Eval>>> {
-    Ok(Json(evals::list(&s.pool, f.job_id, f.model_id).await?))
+    Ok(Json(evals::list(&s.pool, f.job_id, f.model_id, 500).await?))
 }
 
 /// One eval with its scores and contamination report.

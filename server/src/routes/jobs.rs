@@ -49,11 +49,18 @@ pub async fn submit(
     auth: AuthTeam,
     ApiJson(req): ApiJson<SubmitJob>,
 ) -> Result<(StatusCode, Json<Job>)> {
-    let mut tx = s.pool.begin().await?;
-    let job = jobs::submit(&mut tx, auth.team_id, &req).await?;
+    let job = queue(&s.pool, auth.team_id, &req).await?;
+    Ok((StatusCode::CREATED, Json(job)))
+}
+
+/// Queues `req` for the team in one transaction and announces its run; the API and the dashboard's
+/// form both submit through here.
+pub async fn queue(pool: &sqlx::PgPool, team_id: Uuid, req: &SubmitJob) -> Result<Job> {
+    let mut tx = pool.begin().await?;
+    let job = jobs::submit(&mut tx, team_id, req).await?;
     announce_run(&mut tx, &job).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(job)))
+    Ok(job)
 }
 
 /// Which jobs to list.

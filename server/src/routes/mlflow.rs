@@ -590,7 +590,7 @@ async fn search_runs(
     let candidates: Vec<Run> = {
         let mut all = Vec::new();
         for pid in project_ids {
-            let filter = runs::RunFilter {
+            let filter = crucible_types::RunFilter {
                 project_id: Some(pid),
                 limit: Some(500),
                 ..Default::default()
@@ -599,7 +599,7 @@ async fn search_runs(
             loop {
                 let page = runs::list(
                     &s.pool,
-                    &runs::RunFilter {
+                    &crucible_types::RunFilter {
                         offset: Some(page_offset),
                         ..filter.clone()
                     },

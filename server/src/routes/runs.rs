@@ -6,14 +6,13 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, LossyJson};
 use crate::live;
 use crate::routes::owned_run;
 use crate::state::AppState;
-use crate::store::runs::{self, RunFilter};
-use crate::store::{completions, projects};
+use crate::store::{completions, projects, runs};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use crucible_types::{
-    ApiError, CompletionRecord, CreateRun, LiveEvent, Run, RunPage, ScalarMap, UpdateRun,
+    ApiError, CompletionRecord, CreateRun, LiveEvent, Run, RunFilter, RunPage, ScalarMap, UpdateRun,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;

@@ -105,3 +105,15 @@ pub async fn list(
         })
         .collect())
 }
+
+/// The steps of a run that stored completions, ascending (the newest 1000).
+pub async fn steps(pool: &PgPool, run_id: Uuid) -> Result<Vec<i64>> {
+    let mut steps: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT step FROM completions WHERE run_id = $1 ORDER BY step DESC LIMIT 1000",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    steps.reverse();
+    Ok(steps)
+}

@@ -2,7 +2,9 @@
 
 use crate::error::{AppError, Result};
 use crate::store::{contamination, jobs};
-use crucible_types::{Eval, EvalScore, LeaderboardRow, SampleRecord, SamplingParams};
+use crucible_types::{
+    Eval, EvalScore, LeaderboardRow, ProblemSamples, SampleFilter, SampleRecord, SamplingParams,
+};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
@@ -27,20 +29,66 @@ struct EvalRow {
 const COLUMNS: &str = "id, team_id, run_id, job_id, model_id, benchmark, sampling, n_samples, status, problems, \
      contamination, created_at, finished_at";
 
-async fn scores(conn: &mut PgConnection, eval_id: Uuid) -> Result<Vec<EvalScore>> {
-    let rows: Vec<(String, f64, Option<f64>, Option<f64>, i32)> =
-        sqlx::query_as("SELECT metric, value, ci_low, ci_high, n FROM eval_scores WHERE eval_id = $1 ORDER BY metric")
-            .bind(eval_id)
-            .fetch_all(conn)
-            .await?;
+#[derive(FromRow)]
+struct ScoreRow {
+    eval_id: Uuid,
+    metric: String,
+    value: f64,
+    ci_low: Option<f64>,
+    ci_high: Option<f64>,
+    n: i32,
+}
+
+/// The scores of `ids`, one query for all of them.
+async fn scores_of(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<ScoreRow>> {
+    Ok(sqlx::query_as(
+        "SELECT eval_id, metric, value, ci_low, ci_high, n FROM eval_scores
+         WHERE eval_id = ANY($1) ORDER BY eval_id, metric",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+impl EvalRow {
+    fn into_eval(self, scores: Vec<EvalScore>) -> Eval {
+        Eval {
+            id: self.id,
+            team_id: self.team_id,
+            run_id: self.run_id,
+            job_id: self.job_id,
+            model_id: self.model_id,
+            benchmark: self.benchmark,
+            sampling: self.sampling.0,
+            n_samples: self.n_samples,
+            status: self.status,
+            problems: self.problems,
+            scores,
+            contamination: self.contamination,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+        }
+    }
+}
+
+/// Attaches each eval's scores (rows arrive sorted by eval then metric).
+async fn with_scores(conn: &mut PgConnection, rows: Vec<EvalRow>) -> Result<Vec<Eval>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut by_eval: std::collections::HashMap<Uuid, Vec<EvalScore>> = Default::default();
+    for s in scores_of(conn, &ids).await? {
+        by_eval.entry(s.eval_id).or_default().push(EvalScore {
+            metric: s.metric,
+            value: s.value,
+            ci_low: s.ci_low,
+            ci_high: s.ci_high,
+            n: s.n,
+        });
+    }
     Ok(rows
         .into_iter()
-        .map(|(metric, value, ci_low, ci_high, n)| EvalScore {
-            metric,
-            value,
-            ci_low,
-            ci_high,
-            n,
+        .map(|r| {
+            let scores = by_eval.remove(&r.id).unwrap_or_default();
+            r.into_eval(scores)
         })
         .collect())
 }
@@ -54,45 +102,30 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Eval> {
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| AppError::NotFound(format!("eval {id}")))?;
-    let scores = scores(conn, id).await?;
-    Ok(Eval {
-        id: r.id,
-        team_id: r.team_id,
-        run_id: r.run_id,
-        job_id: r.job_id,
-        model_id: r.model_id,
-        benchmark: r.benchmark,
-        sampling: r.sampling.0,
-        n_samples: r.n_samples,
-        status: r.status,
-        problems: r.problems,
-        scores,
-        contamination: r.contamination,
-        created_at: r.created_at,
-        finished_at: r.finished_at,
-    })
+    Ok(with_scores(conn, vec![r]).await?.remove(0))
 }
 
-/// Evals, newest first, optionally of one job or model.
+/// Evals, newest first, optionally of one job or model: at most `limit` (1–500).
 pub async fn list(
     pool: &PgPool,
     job_id: Option<Uuid>,
     model_id: Option<Uuid>,
+    limit: i64,
 ) -> Result<Vec<Eval>> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM evals WHERE ($1::uuid IS NULL OR job_id = $1) AND ($2::uuid IS NULL OR model_id = $2)
-         ORDER BY created_at DESC LIMIT 500",
-    )
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::invalid("limit", "must be between 1 and 500"));
+    }
+    let mut conn = pool.acquire().await?;
+    let rows: Vec<EvalRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM evals WHERE ($1::uuid IS NULL OR job_id = $1) AND ($2::uuid IS NULL OR model_id = $2)
+         ORDER BY created_at DESC LIMIT $3"
+    )))
     .bind(job_id)
     .bind(model_id)
-    .fetch_all(pool)
+    .bind(limit)
+    .fetch_all(&mut *conn)
     .await?;
-    let mut conn = pool.acquire().await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(get(&mut conn, id).await?);
-    }
-    Ok(out)
+    with_scores(&mut conn, rows).await
 }
 
 /// The eval, checked to be part of a job whose lease `worker_id` holds.
@@ -224,33 +257,6 @@ async fn contamination_report(
         prompts.iter().map(String::as_str),
         rows.iter().map(contamination::row_text),
     )))
-}
-
-/// Which problems the sample browser shows.
-#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SampleFilter {
-    /// Every problem.
-    All,
-    /// Problems no sample solved.
-    AllWrong,
-    /// Problems every sample solved.
-    AllRight,
-    /// Problems some samples solved.
-    Mixed,
-}
-
-/// One problem with its n samples.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct ProblemSamples {
-    /// Position in the benchmark.
-    pub problem_idx: i32,
-    /// The benchmark's id.
-    pub problem_id: String,
-    /// Samples that were correct.
-    pub correct: i64,
-    /// Its samples, by sample index.
-    pub samples: Vec<SampleRecord>,
 }
 
 #[derive(FromRow)]

@@ -2,7 +2,7 @@
 
 use crate::error::{AppError, Result};
 use chrono::{DateTime, Utc};
-use crucible_types::{CreateRun, Run, RunKind, RunPage, RunStatus, StringMap};
+use crucible_types::{CreateRun, Run, RunFilter, RunKind, RunPage, RunStatus, StringMap};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -239,32 +239,6 @@ pub async fn delete_tag(conn: &mut PgConnection, run_id: Uuid, key: &str) -> Res
         return Err(AppError::NotFound(format!("tag {key:?}")));
     }
     Ok(())
-}
-
-/// Filters, order and page of a run listing.
-#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct RunFilter {
-    /// Only runs of this project.
-    pub project_id: Option<Uuid>,
-    /// Only runs of this team.
-    pub team_id: Option<Uuid>,
-    /// Only runs of this kind.
-    pub kind: Option<RunKind>,
-    /// Only runs in this status.
-    pub status: Option<RunStatus>,
-    /// `key:value` — only runs with that tag value (or `key` alone: with that tag).
-    pub tag: Option<String>,
-    /// Only children of this run.
-    pub parent_run_id: Option<Uuid>,
-    /// Case-insensitive substring of the name.
-    pub q: Option<String>,
-    /// `created_at` (default), `updated_at`, `name`, `status` or `kind`; prefix `-` for descending.
-    pub sort: Option<String>,
-    /// Page size, 1–500 (default 50).
-    pub limit: Option<i64>,
-    /// Rows to skip.
-    pub offset: Option<i64>,
 }
 
 /// The page of runs matching `f`, with the total count.

@@ -33,3 +33,14 @@ pub async fn create_token(conn: &mut PgConnection, team_id: Uuid, name: &str) ->
     .await?;
     Ok(token)
 }
+
+/// Every team, by name (the leaderboard's team filter).
+pub async fn list(pool: &sqlx::PgPool) -> Result<Vec<crucible_types::Team>> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, name FROM teams ORDER BY name")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name)| crucible_types::Team { id, name })
+        .collect())
+}

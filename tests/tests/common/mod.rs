@@ -65,6 +65,17 @@ impl Api {
         )
     }
 
+    /// GETs a dashboard page: the status and the HTML.
+    pub async fn html(&self, path: &str) -> (StatusCode, String) {
+        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, None, None).await
     }

@@ -1,0 +1,567 @@
+//! The dashboard's data: one server function per view. In the browser each is an HTTP call under
+//! `/dash/`; on the server its body asks the [`DashboardSource`] the server put in context, so the
+//! pages render from the same store functions the REST API uses.
+
+use crucible_types::{
+    CompletionRecord, Dataset, DatasetRows, Eval, Job, LeaderboardRow, MetricSeries, MetricSummary,
+    Model, ProblemSamples, Project, Run, RunFilter, RunPage, SampleFilter, Team, Worker,
+};
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The runs table with what its filters offer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunsView {
+    /// The page of runs.
+    pub page: RunPage,
+    /// Projects, for the project filter and names.
+    pub projects: Vec<Project>,
+}
+
+/// One run with what its page shows besides charts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunDetail {
+    /// The run.
+    pub run: Run,
+    /// Its project.
+    pub project: Project,
+    /// Its metric keys with summaries (one chart each).
+    pub metrics: Vec<MetricSummary>,
+    /// Runs overlaid for comparison.
+    pub compare: Vec<Run>,
+    /// Recent runs of the same project, offered for comparison.
+    pub siblings: Vec<Run>,
+}
+
+/// One chart's data: a metric key and its series per overlaid run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChartData {
+    /// The metric key.
+    pub key: String,
+    /// `(run, series)` for each overlaid run that has the key.
+    pub lines: Vec<(Uuid, MetricSeries)>,
+}
+
+/// A run's stored completions at one step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutsView {
+    /// Steps that have completions, ascending.
+    pub steps: Vec<i64>,
+    /// The step shown.
+    pub step: Option<i64>,
+    /// Its completions, by group then sample.
+    pub completions: Vec<CompletionRecord>,
+}
+
+/// One eval with the model's name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalView {
+    /// The eval.
+    pub eval: Eval,
+    /// The evaluated model's name.
+    pub model_name: String,
+}
+
+/// The leaderboard with the teams it can be filtered by.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaderboardView {
+    /// Best eval per model and benchmark.
+    pub rows: Vec<LeaderboardRow>,
+    /// Every team.
+    pub teams: Vec<Team>,
+}
+
+/// A dataset and a page of its rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatasetView {
+    /// The dataset.
+    pub dataset: Dataset,
+    /// Rows from `offset`.
+    pub rows: DatasetRows,
+}
+
+/// The queue and the workers, with the server's clock so ages are computed in one place.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobsView {
+    /// Recent jobs, newest first.
+    pub jobs: Vec<Job>,
+    /// Registered workers.
+    pub workers: Vec<Worker>,
+    /// Server time when the view was read.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// What the submit form needs to offer choices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitChoices {
+    /// Models to evaluate.
+    pub models: Vec<Model>,
+    /// Benchmark names the workers know.
+    pub benchmarks: Vec<String>,
+}
+
+/// The outcome of a form submission: the job, or which field is wrong and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum SubmitOutcome {
+    /// The job was queued.
+    Queued {
+        /// Its id.
+        job_id: Uuid,
+    },
+    /// Nothing was queued.
+    Invalid {
+        /// The form field at fault.
+        field: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// An error from the data source: the field at fault (when there is one) and a message.
+#[derive(Debug, Clone)]
+pub struct SourceError {
+    /// Request field that was wrong, if the error is about input.
+    pub field: Option<String>,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+/// A boxed future as the data source returns it (the trait stays object-safe).
+#[cfg(feature = "ssr")]
+pub type SourceFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SourceError>> + Send + 'a>>;
+
+/// Where the server functions read from; the server implements it over its store.
+#[cfg(feature = "ssr")]
+pub trait DashboardSource: Send + Sync + 'static {
+    /// Every project.
+    fn projects(&self) -> SourceFuture<'_, Vec<Project>>;
+    /// A filtered, sorted page of runs.
+    fn runs(&self, filter: RunFilter) -> SourceFuture<'_, RunPage>;
+    /// One run.
+    fn run(&self, id: Uuid) -> SourceFuture<'_, Run>;
+    /// One project.
+    fn project(&self, id: Uuid) -> SourceFuture<'_, Project>;
+    /// A run's metric keys.
+    fn metric_summaries(&self, run_id: Uuid) -> SourceFuture<'_, Vec<MetricSummary>>;
+    /// A downsampled series for charts.
+    fn series(&self, run_id: Uuid, key: String) -> SourceFuture<'_, MetricSeries>;
+    /// Steps with stored completions.
+    fn completion_steps(&self, run_id: Uuid) -> SourceFuture<'_, Vec<i64>>;
+    /// Completions of one step.
+    fn completions(&self, run_id: Uuid, step: i64) -> SourceFuture<'_, Vec<CompletionRecord>>;
+    /// Recent evals.
+    fn evals(&self) -> SourceFuture<'_, Vec<Eval>>;
+    /// One eval.
+    fn eval(&self, id: Uuid) -> SourceFuture<'_, Eval>;
+    /// Problems of an eval with their samples.
+    fn samples(
+        &self,
+        eval_id: Uuid,
+        filter: SampleFilter,
+        offset: i64,
+        limit: i64,
+    ) -> SourceFuture<'_, Vec<ProblemSamples>>;
+    /// The leaderboard, optionally of one team.
+    fn leaderboard(&self, team_id: Option<Uuid>) -> SourceFuture<'_, Vec<LeaderboardRow>>;
+    /// Every team.
+    fn teams(&self) -> SourceFuture<'_, Vec<Team>>;
+    /// Every dataset.
+    fn datasets(&self) -> SourceFuture<'_, Vec<Dataset>>;
+    /// One dataset.
+    fn dataset(&self, id: Uuid) -> SourceFuture<'_, Dataset>;
+    /// Rows of a dataset.
+    fn dataset_rows(&self, id: Uuid, offset: i64, limit: i64) -> SourceFuture<'_, DatasetRows>;
+    /// Every model.
+    fn models(&self) -> SourceFuture<'_, Vec<Model>>;
+    /// Recent jobs.
+    fn jobs(&self) -> SourceFuture<'_, Vec<Job>>;
+    /// Registered workers.
+    fn workers(&self) -> SourceFuture<'_, Vec<Worker>>;
+    /// Queues a job for the team that owns `token`.
+    fn submit(&self, token: String, job: crucible_types::SubmitJob) -> SourceFuture<'_, Job>;
+}
+
+/// The source in context, shared by every request.
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct Source(pub std::sync::Arc<dyn DashboardSource>);
+
+#[cfg(feature = "ssr")]
+fn source() -> Result<Source, ServerFnError> {
+    use_context::<Source>().ok_or_else(|| ServerFnError::new("the dashboard has no data source"))
+}
+
+#[cfg(feature = "ssr")]
+fn fail(e: SourceError) -> ServerFnError {
+    match e.field {
+        Some(field) => ServerFnError::new(format!("{field}: {}", e.message)),
+        None => ServerFnError::new(e.message),
+    }
+}
+
+/// The runs table.
+#[server(prefix = "/dash", endpoint = "runs", input = Json)]
+pub async fn fetch_runs(filter: RunFilter) -> Result<RunsView, ServerFnError> {
+    let s = source()?;
+    let (page, projects) = futures_join(s.0.runs(filter), s.0.projects()).await;
+    Ok(RunsView {
+        page: page.map_err(fail)?,
+        projects: projects.map_err(fail)?,
+    })
+}
+
+/// A run page.
+#[server(prefix = "/dash", endpoint = "run", input = Json)]
+pub async fn fetch_run(id: Uuid, compare: Vec<Uuid>) -> Result<RunDetail, ServerFnError> {
+    let s = source()?;
+    let run = s.0.run(id).await.map_err(fail)?;
+    let project = s.0.project(run.project_id).await.map_err(fail)?;
+    let metrics = s.0.metric_summaries(id).await.map_err(fail)?;
+    let mut others = Vec::new();
+    for other in compare.into_iter().filter(|c| *c != id).take(8) {
+        others.push(s.0.run(other).await.map_err(fail)?);
+    }
+    let siblings =
+        s.0.runs(RunFilter {
+            project_id: Some(run.project_id),
+            limit: Some(20),
+            ..RunFilter::default()
+        })
+        .await
+        .map_err(fail)?
+        .runs
+        .into_iter()
+        .filter(|r| r.id != id)
+        .collect();
+    Ok(RunDetail {
+        run,
+        project,
+        metrics,
+        compare: others,
+        siblings,
+    })
+}
+
+/// Most charts a run page draws (keys beyond are listed, not charted).
+pub const MAX_CHARTS: usize = 48;
+
+/// The charts of a run page: each of the first run's keys, with its series for every overlaid
+/// run (a run without the key is left out of that chart). The queries run concurrently.
+#[server(prefix = "/dash", endpoint = "charts", input = Json)]
+pub async fn fetch_charts(runs: Vec<Uuid>) -> Result<Vec<ChartData>, ServerFnError> {
+    let s = source()?;
+    let runs: Vec<Uuid> = runs.into_iter().take(9).collect();
+    let Some(first) = runs.first() else {
+        return Ok(Vec::new());
+    };
+    let keys: Vec<String> =
+        s.0.metric_summaries(*first)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|m| m.key)
+            .take(MAX_CHARTS)
+            .collect();
+    let wanted: Vec<(usize, Uuid)> = (0..keys.len())
+        .flat_map(|k| runs.iter().map(move |r| (k, *r)))
+        .collect();
+    let fetched =
+        futures::future::join_all(wanted.iter().map(|(k, r)| s.0.series(*r, keys[*k].clone())))
+            .await;
+    let mut charts: Vec<ChartData> = keys
+        .iter()
+        .map(|key| ChartData {
+            key: key.clone(),
+            lines: Vec::new(),
+        })
+        .collect();
+    for ((k, run), series) in wanted.into_iter().zip(fetched) {
+        let series = series.map_err(fail)?;
+        if !series.buckets.is_empty() {
+            charts[k].lines.push((run, series));
+        }
+    }
+    Ok(charts)
+}
+
+/// Completions (rollouts) of one step of a run: `step`, or the latest when `None`.
+#[server(prefix = "/dash", endpoint = "completions", input = Json)]
+pub async fn fetch_completions(
+    run_id: Uuid,
+    step: Option<i64>,
+) -> Result<RolloutsView, ServerFnError> {
+    let s = source()?;
+    let steps = s.0.completion_steps(run_id).await.map_err(fail)?;
+    let Some(step) = step
+        .filter(|st| steps.contains(st))
+        .or(steps.last().copied())
+    else {
+        return Ok(RolloutsView {
+            steps,
+            step: None,
+            completions: Vec::new(),
+        });
+    };
+    let completions = s.0.completions(run_id, step).await.map_err(fail)?;
+    Ok(RolloutsView {
+        steps,
+        step: Some(step),
+        completions,
+    })
+}
+
+/// The evals list.
+#[server(prefix = "/dash", endpoint = "evals", input = Json)]
+pub async fn fetch_evals() -> Result<Vec<EvalView>, ServerFnError> {
+    let s = source()?;
+    let (evals, models) = futures_join(s.0.evals(), s.0.models()).await;
+    let models = models.map_err(fail)?;
+    Ok(evals
+        .map_err(fail)?
+        .into_iter()
+        .map(|eval| EvalView {
+            model_name: model_name(&models, eval.model_id),
+            eval,
+        })
+        .collect())
+}
+
+#[cfg(feature = "ssr")]
+fn model_name(models: &[Model], id: Uuid) -> String {
+    models
+        .iter()
+        .find(|m| m.id == id)
+        .map_or_else(|| id.to_string(), |m| m.name.clone())
+}
+
+/// One eval's header.
+#[server(prefix = "/dash", endpoint = "eval", input = Json)]
+pub async fn fetch_eval(id: Uuid) -> Result<EvalView, ServerFnError> {
+    let s = source()?;
+    let eval = s.0.eval(id).await.map_err(fail)?;
+    let models = s.0.models().await.map_err(fail)?;
+    Ok(EvalView {
+        model_name: model_name(&models, eval.model_id),
+        eval,
+    })
+}
+
+/// A page of the sample browser.
+#[server(prefix = "/dash", endpoint = "samples", input = Json)]
+pub async fn fetch_samples(
+    id: Uuid,
+    filter: SampleFilter,
+    offset: i64,
+) -> Result<Vec<ProblemSamples>, ServerFnError> {
+    source()?
+        .0
+        .samples(id, filter, offset.max(0), SAMPLE_PAGE)
+        .await
+        .map_err(fail)
+}
+
+/// Problems per page of the sample browser.
+pub const SAMPLE_PAGE: i64 = 20;
+
+/// The leaderboard.
+#[server(prefix = "/dash", endpoint = "leaderboard", input = Json)]
+pub async fn fetch_leaderboard(team_id: Option<Uuid>) -> Result<LeaderboardView, ServerFnError> {
+    let s = source()?;
+    let (rows, teams) = futures_join(s.0.leaderboard(team_id), s.0.teams()).await;
+    Ok(LeaderboardView {
+        rows: rows.map_err(fail)?,
+        teams: teams.map_err(fail)?,
+    })
+}
+
+/// The datasets list.
+#[server(prefix = "/dash", endpoint = "datasets", input = Json)]
+pub async fn fetch_datasets() -> Result<Vec<Dataset>, ServerFnError> {
+    source()?.0.datasets().await.map_err(fail)
+}
+
+/// One dataset with a page of rows.
+#[server(prefix = "/dash", endpoint = "dataset", input = Json)]
+pub async fn fetch_dataset(id: Uuid, offset: i64) -> Result<DatasetView, ServerFnError> {
+    let s = source()?;
+    let dataset = s.0.dataset(id).await.map_err(fail)?;
+    let rows =
+        s.0.dataset_rows(id, offset.max(0), DATASET_PAGE)
+            .await
+            .map_err(fail)?;
+    Ok(DatasetView { dataset, rows })
+}
+
+/// Rows per page of the dataset preview.
+pub const DATASET_PAGE: i64 = 25;
+
+/// The models list.
+#[server(prefix = "/dash", endpoint = "models", input = Json)]
+pub async fn fetch_models() -> Result<Vec<Model>, ServerFnError> {
+    source()?.0.models().await.map_err(fail)
+}
+
+/// The queue and workers.
+#[server(prefix = "/dash", endpoint = "jobs", input = Json)]
+pub async fn fetch_jobs() -> Result<JobsView, ServerFnError> {
+    let s = source()?;
+    let (jobs, workers) = futures_join(s.0.jobs(), s.0.workers()).await;
+    Ok(JobsView {
+        jobs: jobs.map_err(fail)?,
+        workers: workers.map_err(fail)?,
+        now: chrono::Utc::now(),
+    })
+}
+
+/// Choices for the submit form.
+#[server(prefix = "/dash", endpoint = "submit-choices", input = Json)]
+pub async fn fetch_submit_choices() -> Result<SubmitChoices, ServerFnError> {
+    let s = source()?;
+    let (models, datasets) = futures_join(s.0.models(), s.0.datasets()).await;
+    let mut benchmarks: Vec<String> = crucible_types::BENCHMARKS
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
+    benchmarks.extend(
+        datasets
+            .map_err(fail)?
+            .into_iter()
+            .map(|d| format!("dataset:{}", d.id)),
+    );
+    Ok(SubmitChoices {
+        models: models.map_err(fail)?,
+        benchmarks,
+    })
+}
+
+/// The submit form's fields, as the browser posts them (a missing field counts as empty).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvalForm {
+    /// API token of the team submitting.
+    pub token: String,
+    /// Model id.
+    pub model_id: String,
+    /// Benchmark name.
+    pub benchmark: String,
+    /// Samples per problem.
+    pub n_samples: String,
+    /// Problems to take (empty: all).
+    pub limit: String,
+    /// Sampling temperature.
+    pub temperature: String,
+    /// Token budget per completion.
+    pub max_tokens: String,
+}
+
+/// Queues an eval job from the form; a wrong field comes back named, and nothing is queued.
+#[server(prefix = "/dash", endpoint = "submit-eval")]
+pub async fn submit_eval(form: EvalForm) -> Result<SubmitOutcome, ServerFnError> {
+    let job = match form.to_job() {
+        Ok(job) => job,
+        Err((field, message)) => return Ok(SubmitOutcome::Invalid { field, message }),
+    };
+    match source()?.0.submit(form.token.trim().to_string(), job).await {
+        Ok(job) => Ok(SubmitOutcome::Queued { job_id: job.id }),
+        Err(SourceError {
+            field: Some(field),
+            message,
+        }) => Ok(SubmitOutcome::Invalid {
+            field: form_field(&field).to_string(),
+            message,
+        }),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// The form field an API field error belongs to.
+#[cfg(feature = "ssr")]
+fn form_field(api_field: &str) -> &str {
+    let last = api_field.rsplit('.').next().unwrap_or(api_field);
+    match last {
+        "benchmarks" => "benchmark",
+        "authorization" => "token",
+        other => other,
+    }
+}
+
+impl EvalForm {
+    /// The job the form describes, or the first field that is wrong.
+    pub fn to_job(&self) -> Result<crucible_types::SubmitJob, (String, String)> {
+        use crucible_types::{EvalSpec, JobSpec, SamplingParams, SubmitJob};
+        let invalid = |field: &str, message: &str| Err((field.to_string(), message.to_string()));
+        if self.token.trim().is_empty() {
+            return invalid(
+                "token",
+                "an API token is required (crucible up prints one; crucible token create --team NAME makes more)",
+            );
+        }
+        let Ok(model_id) = self.model_id.trim().parse::<Uuid>() else {
+            return invalid("model_id", "choose a model");
+        };
+        let benchmark = self.benchmark.trim();
+        if benchmark.is_empty() {
+            return invalid("benchmark", "choose a benchmark");
+        }
+        let n_samples = match parse_opt::<u32>(&self.n_samples) {
+            Ok(n) if n.is_none_or(|n| (1..=1024).contains(&n)) => n,
+            _ => return invalid("n_samples", "must be a whole number from 1 to 1024"),
+        };
+        let limit = match parse_opt::<u32>(&self.limit) {
+            Ok(l) if l.is_none_or(|l| l >= 1) => l,
+            _ => {
+                return invalid(
+                    "limit",
+                    "must be a whole number of at least 1, or empty for all",
+                );
+            }
+        };
+        let mut sampling = SamplingParams::default();
+        match parse_opt::<f32>(&self.temperature) {
+            Ok(Some(t)) if (0.0..=5.0).contains(&t) => sampling.temperature = t,
+            Ok(None) => {}
+            _ => return invalid("temperature", "must be a number from 0 to 5"),
+        }
+        match parse_opt::<u32>(&self.max_tokens) {
+            Ok(Some(m)) if (1..=131_072).contains(&m) => sampling.max_new_tokens = m,
+            Ok(None) => {}
+            _ => return invalid("max_tokens", "must be a whole number from 1 to 131072"),
+        }
+        Ok(SubmitJob {
+            spec: JobSpec::Eval(EvalSpec {
+                model_id,
+                benchmarks: vec![benchmark.to_string()],
+                sampling: Some(sampling),
+                n_samples,
+                limit,
+                preset: None,
+                ks: Vec::new(),
+                project_id: None,
+            }),
+            priority: 0,
+            requirements: Default::default(),
+            max_attempts: None,
+        })
+    }
+}
+
+/// Empty means "not given"; anything else must parse.
+fn parse_opt<T: std::str::FromStr>(s: &str) -> Result<Option<T>, ()> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|_| ())
+}
+
+/// Runs two futures concurrently on one task (both hit the pool independently).
+#[cfg(feature = "ssr")]
+async fn futures_join<A, B>(
+    a: impl std::future::Future<Output = A>,
+    b: impl std::future::Future<Output = B>,
+) -> (A, B) {
+    futures::join!(a, b)
+}

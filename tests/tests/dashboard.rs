@@ -1,0 +1,691 @@
+//! The dashboard: every page rendered on the server with its data, the submit form's validation,
+//! and — in headless Chromium — hydration, live updates over SSE, client-side navigation, the form
+//! in a real browser, and a screenshot of every page.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{Api, token};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What [`seed`] created.
+struct Seeded {
+    token: String,
+    run: String,
+    other_run: String,
+    eval: String,
+    model: String,
+    dataset: String,
+}
+
+/// A small but complete team: two runs with metrics, a dataset, a model, a finished eval with
+/// right, wrong and mixed problems, a worker and its job.
+async fn seed(api: &Api, pool: &PgPool) -> Seeded {
+    let t = token(pool, "alpha").await;
+    let project = api.project(&t, "gsm8k-sft").await;
+    let run = api
+        .run(
+            &t,
+            &project,
+            json!({ "name": "sft-lr3e-4", "kind": "sft", "status": "running",
+                    "params": { "lr": "3e-4" }, "tags": { "stage": "sft" } }),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other_run = api
+        .run(
+            &t,
+            &project,
+            json!({ "name": "sft-lr1e-4", "kind": "sft", "status": "finished" }),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (id, scale) in [(&run, 1.0), (&other_run, 1.5)] {
+        let points: Vec<Value> = (0..50)
+            .map(|s| json!({ "key": "loss", "step": s, "value": scale * 3.0 / (1.0 + s as f64) }))
+            .collect();
+        let (s, b) = api
+            .post(
+                &format!("/api/v1/runs/{id}/metrics"),
+                &t,
+                json!({ "points": points }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let (s, ds) = api
+        .raw(
+            Method::POST,
+            "/api/v1/datasets/import?name=arith&kind=math",
+            Some(&t),
+            Some("{\"problem\":\"What is 17 + 25?\",\"answer\":\"42\"}\n{\"problem\":\"What is 6 * 7?\",\"answer\":\"42\"}\n".into()),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ds}");
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"architectures":["MiMoForCausalLM"]}"#,
+    )
+    .unwrap();
+    let (s, m) = api
+        .post(
+            "/api/v1/models",
+            &t,
+            json!({ "name": "mimo-tiny", "source": { "kind": "hf_local", "path": dir } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    let model = m["id"].as_str().unwrap().to_string();
+    let (s, job) = api
+        .post(
+            "/api/v1/jobs",
+            &t,
+            json!({ "spec": { "kind": "eval", "model_id": model, "benchmarks": ["synthetic"], "n_samples": 2 } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{job}");
+    let (_, w) = api
+        .post(
+            "/api/v1/workers",
+            &t,
+            json!({ "name": "gpu-box-7", "capabilities": { "devices": ["cpu"], "memory_gb": 16.0, "kinds": ["eval"] } }),
+        )
+        .await;
+    let worker = w["id"].as_str().unwrap();
+    let (_, lease) = api
+        .post(&format!("/api/v1/workers/{worker}/lease"), &t, json!({}))
+        .await;
+    let eval = lease["evals"][0]["eval_id"].as_str().unwrap().to_string();
+    let sample = |p: i32, s: i32, correct: bool| {
+        json!({ "problem_idx": p, "sample_idx": s, "problem_id": format!("syn-{p}"),
+                "prompt": format!("problem {p}"), "completion": format!("answer \\boxed{{{s}}}"),
+                "extracted": s.to_string(), "verdict": if correct { "correct" } else { "wrong" },
+                "correct": correct, "reward": if correct { 1.0 } else { 0.0 }, "tokens": 7, "truncated": false })
+    };
+    // Problem 0 all right, 1 all wrong, 2 mixed.
+    let samples = json!({ "worker_id": worker, "samples": [
+        sample(0, 0, true), sample(0, 1, true), sample(1, 0, false), sample(1, 1, false),
+        sample(2, 0, true), sample(2, 1, false)] });
+    let (s, b) = api
+        .post(&format!("/api/v1/evals/{eval}/samples"), &t, samples)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let scores = json!({ "worker_id": worker, "problems": 3, "scores": [
+        { "metric": "pass@1", "value": 0.5, "ci_low": 0.1667, "ci_high": 0.8333, "n": 3 }] });
+    let (s, b) = api
+        .post(&format!("/api/v1/evals/{eval}/scores"), &t, scores)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    Seeded {
+        token: t,
+        run,
+        other_run,
+        eval,
+        model,
+        dataset: ds["dataset"]["id"].as_str().unwrap().to_string(),
+    }
+}
+
+#[track_caller]
+fn assert_page(got: &(StatusCode, String), expect: &[&str], absent: &[&str]) {
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    for e in expect {
+        assert!(got.1.contains(e), "page lacks {e:?}:\n{}", got.1);
+    }
+    for a in absent {
+        assert!(!got.1.contains(a), "page shows {a:?}:\n{}", got.1);
+    }
+}
+
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn every_page_renders_its_data_on_the_server(pool: PgPool) {
+    let api = Api::new(pool.clone());
+    let s = seed(&api, &pool).await;
+
+    let runs = api.html("/").await;
+    // The two training runs and the eval job's run.
+    assert_page(
+        &runs,
+        &[
+            "sft-lr3e-4",
+            "sft-lr1e-4",
+            "eval mimo-tiny on synthetic",
+            "3 runs",
+            "gsm8k-sft",
+            "stage:sft",
+        ],
+        &[],
+    );
+    let finished = api.html("/?status=finished").await;
+    assert_page(&finished, &["sft-lr1e-4", "1 run<"], &["sft-lr3e-4"]);
+    let searched = api.html("/?q=3e-4&sort=name").await;
+    assert_page(
+        &searched,
+        &["sft-lr3e-4", "1 run<", "Name ▲"],
+        &["sft-lr1e-4"],
+    );
+    let by_kind = api.html("/?kind=eval").await;
+    assert_page(
+        &by_kind,
+        &["eval mimo-tiny on synthetic", "1 run<"],
+        &["sft-lr3e-4"],
+    );
+    let by_tag = api.html("/?tag=stage:sft").await;
+    assert_page(&by_tag, &["sft-lr3e-4", "1 run<"], &["sft-lr1e-4"]);
+
+    let run = api.html(&format!("/runs/{}", s.run)).await;
+    assert_page(
+        &run,
+        &[
+            "sft-lr3e-4",
+            r#"data-key="loss""#,
+            r#"data-points="50""#,
+            "3e-4",
+            "sft-lr1e-4",
+        ],
+        &[],
+    );
+    let compared = api
+        .html(&format!("/runs/{}?compare={}", s.run, s.other_run))
+        .await;
+    assert_page(&compared, &[r#"data-points="100""#, "■ "], &[]);
+
+    let eval = api.html(&format!("/evals/{}", s.eval)).await;
+    assert_page(
+        &eval,
+        &[
+            "mimo-tiny on synthetic",
+            "pass@1",
+            "[0.167, 0.833]",
+            "syn-0",
+            "syn-1",
+            "syn-2",
+        ],
+        &[],
+    );
+    let wrong = api
+        .html(&format!("/evals/{}?filter=all_wrong", s.eval))
+        .await;
+    assert_page(&wrong, &["syn-1", "0/2 correct"], &["syn-0", "syn-2"]);
+    let mixed = api.html(&format!("/evals/{}?filter=mixed", s.eval)).await;
+    assert_page(&mixed, &["syn-2", "1/2 correct"], &["syn-0", "syn-1"]);
+    assert_page(
+        &api.html("/evals").await,
+        &["mimo-tiny", "pass@1 0.500 [0.167, 0.833]"],
+        &[],
+    );
+
+    let board = api.html("/leaderboard").await;
+    assert_page(
+        &board,
+        &[
+            "mimo-tiny",
+            "synthetic",
+            &format!("/evals/{}", s.eval),
+            "[0.17, 0.83]",
+        ],
+        &[],
+    );
+
+    assert_page(&api.html("/datasets").await, &["arith", "v1", "math"], &[]);
+    assert_page(
+        &api.html(&format!("/datasets/{}", s.dataset)).await,
+        &["What is 17 + 25?", "2 rows"],
+        &[],
+    );
+    assert_page(&api.html("/models").await, &["mimo-tiny", "HF folder"], &[]);
+    assert_page(
+        &api.html("/jobs").await,
+        &["gpu-box-7", "eval", "running", "1/3"],
+        &[],
+    );
+    assert_page(
+        &api.html("/jobs/new").await,
+        &["mimo-tiny", "synthetic", "gsm8k", "form[token]"],
+        &[],
+    );
+
+    let missing = api.html(&format!("/runs/{}", uuid::Uuid::new_v4())).await;
+    assert_page(&missing, &["not found"], &[]);
+    let garbage = api.html("/runs/not-a-uuid").await;
+    assert_page(&garbage, &["does not name a run id"], &[]);
+}
+
+/// Posts the submit form as a browser without JavaScript would, returning the outcome JSON.
+async fn submit(api: &Api, fields: &[(&str, &str)]) -> Value {
+    let body: String = fields
+        .iter()
+        .map(|(k, v)| format!("form%5B{k}%5D={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let (s, v) = api
+        .raw(
+            Method::POST,
+            "/dash/submit-eval",
+            None,
+            Some(body),
+            "application/x-www-form-urlencoded",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn job_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn the_submit_form_names_the_bad_field_and_queues_nothing(pool: PgPool) {
+    let api = Api::new(pool.clone());
+    let s = seed(&api, &pool).await;
+    let before = job_count(&pool).await;
+    let good = [
+        ("token", s.token.as_str()),
+        ("model_id", s.model.as_str()),
+        ("benchmark", "synthetic"),
+        ("n_samples", "2"),
+        ("limit", "5"),
+        ("temperature", "0.6"),
+        ("max_tokens", "64"),
+    ];
+    let with = |field: &str, value: &'static str| -> Vec<(&str, &str)> {
+        good.iter()
+            .map(|(k, v)| if *k == field { (*k, value) } else { (*k, *v) })
+            .collect()
+    };
+    for (field, value) in [
+        ("token", ""),
+        ("token", "cru_not-a-real-token"),
+        ("model_id", "not-a-model"),
+        ("benchmark", ""),
+        ("n_samples", "many"),
+        ("n_samples", "0"),
+        ("limit", "-3"),
+        ("temperature", "hot"),
+        ("max_tokens", "0"),
+    ] {
+        let outcome = submit(&api, &with(field, value)).await;
+        assert_eq!(
+            outcome["Invalid"]["field"], field,
+            "{field}={value:?}: {outcome}"
+        );
+        assert!(
+            outcome["Invalid"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    // A model id that parses but is unknown is caught by the server's own submission rules.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let outcome = submit(
+        &api,
+        &[
+            ("token", &s.token),
+            ("model_id", &unknown),
+            ("benchmark", "synthetic"),
+        ],
+    )
+    .await;
+    assert!(outcome.get("Invalid").is_some(), "{outcome}");
+    assert_eq!(
+        job_count(&pool).await,
+        before,
+        "a rejected form queues nothing"
+    );
+
+    let outcome = submit(&api, &good).await;
+    let job = outcome["Queued"]["job_id"]
+        .as_str()
+        .expect("queued")
+        .to_string();
+    let (_, j) = api.get(&format!("/api/v1/jobs/{job}")).await;
+    assert_eq!(j["spec"]["n_samples"], 2);
+    assert_eq!(j["spec"]["limit"], 5);
+    assert_eq!(j["spec"]["sampling"]["max_new_tokens"], 64);
+    assert_eq!(job_count(&pool).await, before + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headless Chromium
+
+/// Where the browser test leaves its screenshots.
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Why the browser test cannot run here, if it cannot.
+fn browser_missing() -> Option<String> {
+    let chromedriver =
+        std::env::var("CRUCIBLE_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    if std::process::Command::new(&chromedriver)
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some(format!(
+            "{chromedriver} is not installed (apt-get install chromium chromium-driver)"
+        ));
+    }
+    if crucible_server::dashboard::find_site_root().is_none() {
+        return Some("the hydration bundle is not built (scripts/build-site.sh)".into());
+    }
+    None
+}
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn start_driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let chromedriver =
+        std::env::var("CRUCIBLE_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    let child = tokio::process::Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Driver { child, url }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    let mut chrome = json!({ "args": [
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--window-size=1360,1000"] });
+    if let Ok(bin) = std::env::var("CRUCIBLE_CHROMIUM") {
+        chrome["binary"] = json!(bin);
+    } else if std::path::Path::new("/usr/bin/chromium").exists() {
+        chrome["binary"] = json!("/usr/bin/chromium");
+    }
+    caps.insert("goog:chromeOptions".into(), chrome);
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Waits up to 15 s for `css` to match, failing with the page source otherwise.
+async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    for _ in 0..150 {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            return el;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let source = c.source().await.unwrap_or_default();
+    panic!("{css} never appeared; page:\n{source}");
+}
+
+/// Waits for the bundle to hydrate the page and its SSE connection to open.
+async fn wait_live(c: &Client) {
+    wait_for(c, r#"#live[data-state="live"]"#).await;
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn dashboard_in_headless_chromium(pool: PgPool) {
+    if let Some(why) = browser_missing() {
+        if std::env::var_os("CRUCIBLE_REQUIRE_BROWSER").is_some() {
+            panic!("the browser test cannot run: {why}");
+        }
+        eprintln!("\n*** SKIPPED dashboard_in_headless_chromium: {why} ***\n");
+        return;
+    }
+    let api = Api::new(pool.clone());
+    let s = seed(&api, &pool).await;
+    // The served app runs as a server does: on its own multi-threaded runtime (the test's is
+    // single-threaded) with its own pool (a test pool holds only 5 connections).
+    let options = (*pool.connect_options()).clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let served = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(16)
+                .connect_with(options)
+                .await
+                .unwrap();
+            crucible_server::serve(listener, served).await
+        })
+    });
+    let http = reqwest::Client::new();
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+
+    // Every page opens, hydrates and is captured.
+    let pages = [
+        ("runs", "/".to_string(), "#runs"),
+        (
+            "run",
+            format!("/runs/{}", s.run),
+            r#"figure.chart[data-key="loss"]"#,
+        ),
+        ("evals", "/evals".to_string(), "#evals"),
+        ("eval", format!("/evals/{}", s.eval), "#problems"),
+        ("leaderboard", "/leaderboard".to_string(), "#leaderboard"),
+        ("datasets", "/datasets".to_string(), "#datasets"),
+        (
+            "dataset",
+            format!("/datasets/{}", s.dataset),
+            "#dataset-rows",
+        ),
+        ("models", "/models".to_string(), "#models"),
+        ("jobs", "/jobs".to_string(), "#workers"),
+        ("submit", "/jobs/new".to_string(), "#submit-eval"),
+    ];
+    for (name, path, ready) in &pages {
+        c.goto(&format!("{base}{path}")).await.unwrap();
+        wait_for(&c, ready).await;
+        wait_live(&c).await;
+        screenshot(&c, name).await;
+    }
+
+    // Live: a status change and new points reach the open run page without a reload.
+    c.goto(&format!("{base}/runs/{}?compare={}", s.run, s.other_run))
+        .await
+        .unwrap();
+    wait_live(&c).await;
+    wait_for(&c, r#"figure.chart[data-key="loss"][data-points="100"]"#).await;
+    c.execute(
+        "window.__not_reloaded = true; window.__events = 0;
+         new EventSource('/api/v1/events').addEventListener('run_updated', () => window.__events++);",
+        vec![],
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Written over HTTP like a trainer's; the page hears it through Postgres NOTIFY and SSE.
+    let r = http
+        .patch(format!("{base}/api/v1/runs/{}", s.run))
+        .bearer_auth(&s.token)
+        .json(&json!({ "status": "finished" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for _ in 0..50 {
+        if c.execute("return window.__events;", vec![]).await.unwrap() != json!(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        c.execute("return window.__events;", vec![]).await.unwrap(),
+        json!(1),
+        "the browser got the SSE event"
+    );
+    wait_for(&c, r#"h1 .badge[data-status="finished"]"#).await;
+    let points: Vec<Value> = (50..60)
+        .map(|st| json!({ "key": "loss", "step": st, "value": 0.05 }))
+        .collect();
+    let r = http
+        .post(format!("{base}/api/v1/runs/{}/metrics", s.run))
+        .bearer_auth(&s.token)
+        .json(&json!({ "points": points }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    wait_for(&c, r#"figure.chart[data-key="loss"][data-points="110"]"#).await;
+    let same_page = c
+        .execute("return window.__not_reloaded === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        same_page,
+        json!(true),
+        "the page was reloaded instead of updated"
+    );
+    // The x-axis and smoothing controls redraw on the client.
+    c.find(Locator::Css("#x-axis"))
+        .await
+        .unwrap()
+        .select_by_value("time")
+        .await
+        .unwrap();
+    wait_for(&c, "figure.chart text.tick").await;
+    screenshot(&c, "run-live-compare").await;
+
+    // Client-side navigation in the sample browser.
+    c.goto(&format!("{base}/evals/{}", s.eval)).await.unwrap();
+    wait_live(&c).await;
+    wait_for(&c, r#"details.problem.right"#).await;
+    c.find(Locator::Css(r#"#sample-filters a[href*="all_wrong"]"#))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, r#"a.tab.active[href*="all_wrong"]"#).await;
+    for _ in 0..100 {
+        if c.find_all(Locator::Css("details.problem.right"))
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        c.find_all(Locator::Css("details.problem.right"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    wait_for(&c, r#"details.problem.wrong[data-problem="syn-1"]"#).await;
+    screenshot(&c, "eval-all-wrong").await;
+
+    // The submit form in the browser: a wrong token is named, then a good submission queues.
+    c.goto(&format!("{base}/jobs/new")).await.unwrap();
+    wait_live(&c).await;
+    let field = |name: &'static str| {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Css(&format!(r#"[name="form[{name}]"]"#)))
+                .await
+                .unwrap()
+        }
+    };
+    field("token").await.send_keys("cru_wrong").await.unwrap();
+    field("model_id")
+        .await
+        .select_by_value(&s.model)
+        .await
+        .unwrap();
+    field("benchmark")
+        .await
+        .select_by_value("synthetic")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#submit-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, r#".field-error[data-field="token"]"#).await;
+    screenshot(&c, "submit-invalid").await;
+    let before = job_count(&pool).await;
+    let token_input = field("token").await;
+    token_input.clear().await.unwrap();
+    token_input.send_keys(&s.token).await.unwrap();
+    field("n_samples").await.send_keys("2").await.unwrap();
+    field("limit").await.send_keys("4").await.unwrap();
+    c.find(Locator::Css("#submit-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let ok = wait_for(&c, "#submit-result .ok").await;
+    let job = ok.attr("data-job").await.unwrap().expect("job id");
+    screenshot(&c, "submit-queued").await;
+    assert_eq!(job_count(&pool).await, before + 1);
+    let (st, j) = api.get(&format!("/api/v1/jobs/{job}")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(j["spec"]["limit"], 4);
+
+    c.close().await.unwrap();
+    eprintln!("dashboard screenshots: {}", screenshot_dir().display());
+}
