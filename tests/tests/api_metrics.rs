@@ -144,15 +144,56 @@ async fn points_logged_one_at_a_time_are_compacted_without_losing_any(pool: PgPo
         .collect();
     assert_eq!(values, expected);
     assert_eq!(history(&api, &run, "lr").await.0.len(), 300);
-    let chunks: i64 = sqlx::query_scalar(
+    // Both keys of each call are compacted together.
+    let chunks: Vec<i64> = sqlx::query_scalar(
         "SELECT count(*) FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id
-         WHERE s.run_id = $1::uuid AND s.key = 'kl'",
+         WHERE s.run_id = $1::uuid GROUP BY s.key ORDER BY s.key",
     )
     .bind(&run)
-    .fetch_one(&pool)
+    .fetch_all(&pool)
     .await
     .unwrap();
-    assert!(chunks <= 16, "400 one-point writes left {chunks} chunks");
+    assert!(
+        chunks.len() == 2 && chunks.iter().all(|&n| n <= 16),
+        "400 one-point writes left {chunks:?} chunks per key"
+    );
+}
+
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn concurrent_small_writers_of_one_series_lose_nothing(pool: PgPool) {
+    let (api, t, run) = setup(&pool).await;
+    let api = std::sync::Arc::new(api);
+    let url = format!("/api/v1/runs/{run}/metrics");
+    // Four writers create the same two series at once, then keep logging into them while
+    // compaction runs (or is skipped because another write is in flight).
+    let writers: Vec<_> = (0..4i64)
+        .map(|w| {
+            let (api, t, url) = (api.clone(), t.clone(), url.clone());
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    let step = i * 4 + w;
+                    let body = json!({ "points": [
+                        { "key": "shared", "step": step, "value": step as f64 },
+                        { "key": "also", "step": step, "value": -(step as f64) },
+                    ] });
+                    let (s, r) = api.post(&url, &t, body).await;
+                    assert_eq!(s, StatusCode::OK, "{r}");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let all: Vec<i64> = (0..400).collect();
+    assert_eq!(
+        history(&api, &run, "shared").await,
+        (all.clone(), all.iter().map(|&s| s as f64).collect())
+    );
+    assert_eq!(
+        history(&api, &run, "also").await,
+        (all.clone(), all.iter().map(|&s| -(s as f64)).collect())
+    );
 }
 
 #[sqlx::test(migrations = false)]

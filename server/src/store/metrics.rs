@@ -11,7 +11,7 @@
 use crate::error::{AppError, Result};
 use chrono::{DateTime, Utc};
 use crucible_types::{MetricBucket, MetricHistory, MetricPoint, MetricSeries, MetricSummary};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ const CHUNK: usize = 10_000;
 const SMALL_CHUNK: usize = 256;
 
 /// Compaction of a series runs once its newest this-many chunks are all small, so a series logged
-/// one point at a time is read as ~n/256 chunks and each point is rewritten at most ~16 times.
+/// one point at a time is read as ~n/256 chunks and each point is rewritten at most ~17 times.
 const COMPACT_AFTER: usize = 16;
 
 /// Times a write retries the series it could not resolve (created concurrently by another write).
@@ -75,21 +75,13 @@ fn dedupe(
 }
 
 /// Aligned columns of one chunk (one logged batch of one series), or of several merged.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq, FromRow)]
 struct Chunk {
     steps: Vec<i64>,
+    #[sqlx(rename = "vals")]
     values: Vec<f64>,
+    #[sqlx(rename = "wall_times")]
     times: Vec<DateTime<Utc>>,
-}
-
-impl From<(Vec<i64>, Vec<f64>, Vec<DateTime<Utc>>)> for Chunk {
-    fn from((steps, values, times): (Vec<i64>, Vec<f64>, Vec<DateTime<Utc>>)) -> Self {
-        Chunk {
-            steps,
-            values,
-            times,
-        }
-    }
 }
 
 /// Merges chunks given in write order into one, ascending by step, where for a step held by
@@ -130,11 +122,37 @@ fn merge(chunks: Vec<Chunk>) -> Chunk {
     out
 }
 
-/// Stores one chunk per key of `$2` (`$3`..`$4`: its 1-based slice of the point arrays `$5`–`$7`),
+/// Points of several series flattened into aligned columns, each series one 1-based inclusive
+/// slice `lo..=hi` (Postgres array slice bounds), so one statement can write chunks of many series.
+#[derive(Debug, Default)]
+struct Slices {
+    lo: Vec<i32>,
+    hi: Vec<i32>,
+    steps: Vec<i64>,
+    values: Vec<f64>,
+    times: Vec<DateTime<Utc>>,
+}
+
+impl Slices {
+    /// Appends one series' points (ascending, unique steps) as the next slice.
+    fn push(&mut self, points: impl IntoIterator<Item = (i64, f64, DateTime<Utc>)>) {
+        // CHUNK bounds a statement's points far below i32::MAX.
+        self.lo.push(self.steps.len() as i32 + 1);
+        for (step, value, time) in points {
+            self.steps.push(step);
+            self.values.push(value);
+            self.times.push(time);
+        }
+        self.hi.push(self.steps.len() as i32);
+    }
+}
+
+/// Stores one chunk per key of `$2` (its points: slice `$3`..=`$4` of the arrays `$5`–`$7`),
 /// creating series that are new. Existing series are share-locked (as the foreign-key check would
-/// anyway, but before the chunk takes its `seq`), which is what lets [`compact_if_due`] know that no
-/// chunk older than the ones it sees is still being written. Returns each key with its series id,
-/// or NULL where the series was created by a concurrent write this statement cannot see yet.
+/// anyway, but before the chunk takes its `seq`), which is what lets [`compact`] know that no chunk
+/// older than the ones it sees is still being written. Returns each key with its series id (NULL
+/// where a concurrent write created the series after this statement's snapshot) and, when its new
+/// chunk has fewer than `$8` points, how many of the series' `$9` newest earlier chunks do too.
 const STORE_CHUNKS: &str = "
 WITH k AS (SELECT * FROM unnest($2::text[], $3::int[], $4::int[]) AS k(key, lo, hi)),
      created AS (INSERT INTO metric_series (run_id, key) SELECT $1::uuid, key FROM k
@@ -146,60 +164,56 @@ WITH k AS (SELECT * FROM unnest($2::text[], $3::int[], $4::int[]) AS k(key, lo, 
                 SELECT series.id, ($5::bigint[])[k.lo:k.hi], ($6::float8[])[k.lo:k.hi],
                        ($7::timestamptz[])[k.lo:k.hi]
                 FROM k JOIN series USING (key))
-SELECT k.key, series.id FROM k LEFT JOIN series USING (key)";
+SELECT k.key, series.id,
+       CASE WHEN k.hi - k.lo + 1 < $8 THEN
+           (SELECT count(*) FROM (SELECT cardinality(c.steps) AS n FROM metric_chunks c
+                                  WHERE c.series_id = series.id ORDER BY c.seq DESC LIMIT $9) newest
+            WHERE n < $8)
+       END
+FROM k LEFT JOIN series USING (key)";
 
 /// Stores points sorted by (key, step) with unique (key, step) as one chunk per key, and returns
-/// the series ids of the keys whose new chunk is small (candidates for compaction).
+/// the series whose newest [`COMPACT_AFTER`] chunks are now all small (due for compaction).
 async fn store_chunks(
     conn: &mut PgConnection,
     run_id: Uuid,
     points: &[Unique<'_>],
 ) -> Result<Vec<i64>> {
-    let mut small = Vec::new();
+    let mut due = Vec::new();
     let mut pending: Vec<&Unique> = points.iter().collect();
     for _ in 0..RESOLVE_ATTEMPTS {
-        let mut keys: Vec<&str> = Vec::new();
-        let (mut lo, mut hi) = (Vec::<i32>::new(), Vec::<i32>::new());
-        let mut sizes: HashMap<&str, usize> = HashMap::new();
-        let mut steps = Vec::with_capacity(pending.len());
-        let mut values = Vec::with_capacity(pending.len());
-        let mut times = Vec::with_capacity(pending.len());
-        for (n, &&((key, step), (value, time))) in pending.iter().enumerate() {
-            // Postgres array slices are 1-based and inclusive; CHUNK keeps these far below i32::MAX.
-            let index = n as i32 + 1;
-            if keys.last() != Some(&key) {
-                keys.push(key);
-                lo.push(index);
-                hi.push(index);
-            }
-            *hi.last_mut().expect("a key was pushed") = index;
-            *sizes.entry(key).or_default() += 1;
-            steps.push(step);
-            values.push(value);
-            times.push(time);
+        let mut keys = Vec::new();
+        let mut slices = Slices::default();
+        for group in pending.chunk_by(|a, b| a.0.0 == b.0.0) {
+            keys.push(group[0].0.0);
+            slices.push(
+                group
+                    .iter()
+                    .map(|&&((_, step), (value, time))| (step, value, time)),
+            );
         }
-        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(STORE_CHUNKS)
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(STORE_CHUNKS)
             .bind(run_id)
             .bind(&keys)
-            .bind(&lo)
-            .bind(&hi)
-            .bind(&steps)
-            .bind(&values)
-            .bind(&times)
+            .bind(&slices.lo)
+            .bind(&slices.hi)
+            .bind(&slices.steps)
+            .bind(&slices.values)
+            .bind(&slices.times)
+            .bind(SMALL_CHUNK as i32)
+            .bind(COMPACT_AFTER as i64 - 1)
             .fetch_all(&mut *conn)
             .await?;
         let mut missing = Vec::new();
-        for (key, id) in rows {
+        for (key, id, small_before) in rows {
             match id {
-                Some(id) if sizes.get(key.as_str()).is_some_and(|&n| n < SMALL_CHUNK) => {
-                    small.push(id)
-                }
+                Some(id) if small_before == Some(COMPACT_AFTER as i64 - 1) => due.push(id),
                 Some(_) => {}
                 None => missing.push(key),
             }
         }
         if missing.is_empty() {
-            return Ok(small);
+            return Ok(due);
         }
         // The next statement's snapshot sees the series the concurrent write committed.
         tracing::debug!(
@@ -214,68 +228,102 @@ async fn store_chunks(
     })
 }
 
-/// Merges the newest chunks of a series into one when the newest [`COMPACT_AFTER`] are all small.
+/// Merges, for each series in `due`, its newest run of small chunks into one; a handful of
+/// statements whatever the number of series.
 ///
 /// The merged chunk takes the `seq` of the newest chunk it replaces, which is correct only if no
 /// chunk between them in `seq` order is invisible here (still being written). Writers hold a share
 /// lock on their series from before their chunk takes its `seq` until they commit; compaction takes
-/// the exclusive lock, so it runs only when no other write of the series is in flight. When one is,
-/// compaction is skipped (never waited for, so it cannot deadlock) and a later write does it.
-async fn compact_if_due(conn: &mut PgConnection, series_id: i64) -> Result<()> {
-    const NEWEST: &str = "SELECT cardinality(steps) FROM metric_chunks WHERE series_id = $1 ORDER BY seq DESC LIMIT $2";
-    let sizes: Vec<i32> = sqlx::query_scalar(NEWEST)
-        .bind(series_id)
-        .bind(COMPACT_AFTER as i64)
-        .fetch_all(&mut *conn)
-        .await?;
-    if sizes.len() < COMPACT_AFTER || sizes.iter().any(|&n| n as usize >= SMALL_CHUNK) {
+/// the exclusive lock, so it runs only where no other write of the series is in flight. Where one
+/// is, compaction is skipped (never waited for, so it cannot deadlock) and a later write does it.
+async fn compact(conn: &mut PgConnection, due: &[i64]) -> Result<()> {
+    if due.is_empty() {
         return Ok(());
     }
-    let locked = sqlx::query("SELECT 1 FROM metric_series WHERE id = $1 FOR UPDATE SKIP LOCKED")
-        .bind(series_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some();
-    if !locked {
-        return Ok(());
-    }
-    // Read again under the lock: writes that committed meanwhile are visible to this statement.
-    let newest: Vec<(i64, Vec<i64>, Vec<f64>, Vec<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT seq, steps, vals, wall_times FROM metric_chunks
-         WHERE series_id = $1 ORDER BY seq DESC LIMIT $2",
+    let locked: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM metric_series WHERE id = ANY($1) FOR UPDATE SKIP LOCKED",
     )
-    .bind(series_id)
+    .bind(due)
+    .fetch_all(&mut *conn)
+    .await?;
+    if locked.is_empty() {
+        return Ok(());
+    }
+    // Read under the lock: writes that committed meanwhile are visible to this statement.
+    #[derive(FromRow)]
+    struct Stored {
+        series_id: i64,
+        seq: i64,
+        #[sqlx(flatten)]
+        chunk: Chunk,
+    }
+    let newest: Vec<Stored> = sqlx::query_as(
+        "SELECT c.series_id, c.seq, c.steps, c.vals, c.wall_times
+         FROM unnest($1::bigint[]) AS s(id),
+              LATERAL (SELECT * FROM metric_chunks WHERE series_id = s.id ORDER BY seq DESC LIMIT $2) c
+         ORDER BY c.series_id, c.seq DESC",
+    )
+    .bind(&locked)
     .bind(COMPACT_AFTER as i64)
     .fetch_all(&mut *conn)
     .await?;
-    let mut tail: Vec<(i64, Chunk)> = newest
-        .into_iter()
-        .map(|(seq, steps, values, times)| (seq, Chunk::from((steps, values, times))))
-        .take_while(|(_, c)| c.steps.len() < SMALL_CHUNK)
-        .collect();
-    if tail.len() < 2 {
+    let mut tails: BTreeMap<i64, Vec<(i64, Chunk)>> = BTreeMap::new();
+    let mut ended = Vec::new();
+    for Stored {
+        series_id,
+        seq,
+        chunk,
+    } in newest
+    {
+        // Each series' tail: its newest chunks down to the first big one.
+        if chunk.steps.len() >= SMALL_CHUNK {
+            ended.push(series_id);
+        } else if !ended.contains(&series_id) {
+            tails.entry(series_id).or_default().push((seq, chunk));
+        }
+    }
+    let (mut kept_series, mut kept_seq, mut merged) = (Vec::new(), Vec::new(), Slices::default());
+    let (mut gone_series, mut gone_seq) = (Vec::new(), Vec::new());
+    for (series, mut tail) in tails.into_iter().filter(|(_, t)| t.len() >= 2) {
+        tail.reverse();
+        let (seqs, chunks): (Vec<i64>, Vec<Chunk>) = tail.into_iter().unzip();
+        let (&keep, replaced) = seqs.split_last().expect("at least two chunks");
+        let m = merge(chunks);
+        merged.push(
+            m.steps
+                .into_iter()
+                .zip(m.values)
+                .zip(m.times)
+                .map(|((s, v), t)| (s, v, t)),
+        );
+        kept_series.push(series);
+        kept_seq.push(keep);
+        gone_series.extend(replaced.iter().map(|_| series));
+        gone_seq.extend_from_slice(replaced);
+    }
+    if kept_series.is_empty() {
         return Ok(());
     }
-    tail.reverse();
-    let (seqs, chunks): (Vec<i64>, Vec<Chunk>) = tail.into_iter().unzip();
-    let (&keep, replaced) = seqs.split_last().expect("at least two chunks");
-    let merged = merge(chunks);
     sqlx::query(
-        "UPDATE metric_chunks SET steps = $3, vals = $4, wall_times = $5
-         WHERE series_id = $1 AND seq = $2",
+        "WITH gone AS (DELETE FROM metric_chunks c USING unnest($8::bigint[], $9::bigint[]) AS g(series_id, seq)
+                       WHERE c.series_id = g.series_id AND c.seq = g.seq)
+         UPDATE metric_chunks c
+         SET steps = ($5::bigint[])[u.lo:u.hi], vals = ($6::float8[])[u.lo:u.hi],
+             wall_times = ($7::timestamptz[])[u.lo:u.hi]
+         FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[]) AS u(series_id, seq, lo, hi)
+         WHERE c.series_id = u.series_id AND c.seq = u.seq",
     )
-    .bind(series_id)
-    .bind(keep)
+    .bind(&kept_series)
+    .bind(&kept_seq)
+    .bind(&merged.lo)
+    .bind(&merged.hi)
     .bind(&merged.steps)
     .bind(&merged.values)
     .bind(&merged.times)
+    .bind(&gone_series)
+    .bind(&gone_seq)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM metric_chunks WHERE series_id = $1 AND seq = ANY($2)")
-        .bind(series_id)
-        .bind(replaced)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 
@@ -284,22 +332,27 @@ async fn compact_if_due(conn: &mut PgConnection, series_id: i64) -> Result<()> {
 pub async fn log(conn: &mut PgConnection, run_id: Uuid, points: &[MetricPoint]) -> Result<usize> {
     validate(points)?;
     let unique: Vec<Unique> = dedupe(points, Utc::now()).into_iter().collect();
-    let mut small = Vec::new();
+    let mut due = Vec::new();
     for chunk in unique.chunks(CHUNK) {
-        small.extend(store_chunks(conn, run_id, chunk).await?);
+        due.extend(store_chunks(conn, run_id, chunk).await?);
     }
     // Compaction comes last, after every share lock this call takes.
-    small.sort_unstable();
-    small.dedup();
-    for series_id in small {
-        compact_if_due(conn, series_id).await?;
-    }
+    due.sort_unstable();
+    due.dedup();
+    compact(conn, &due).await?;
     Ok(unique.len())
 }
 
 /// Every series of the given runs, merged, ordered by run and key.
 async fn series_of_runs(pool: &PgPool, run_ids: &[Uuid]) -> Result<Vec<(Uuid, String, Chunk)>> {
-    let rows: Vec<(Uuid, String, Vec<i64>, Vec<f64>, Vec<DateTime<Utc>>)> = sqlx::query_as(
+    #[derive(FromRow)]
+    struct Keyed {
+        run_id: Uuid,
+        key: String,
+        #[sqlx(flatten)]
+        chunk: Chunk,
+    }
+    let rows: Vec<Keyed> = sqlx::query_as(
         "SELECT s.run_id, s.key, c.steps, c.vals, c.wall_times
          FROM metric_series s JOIN metric_chunks c ON c.series_id = s.id
          WHERE s.run_id = ANY($1) ORDER BY s.run_id, s.key, c.seq",
@@ -308,11 +361,10 @@ async fn series_of_runs(pool: &PgPool, run_ids: &[Uuid]) -> Result<Vec<(Uuid, St
     .fetch_all(pool)
     .await?;
     let mut grouped: Vec<(Uuid, String, Vec<Chunk>)> = Vec::new();
-    for (run, key, steps, values, times) in rows {
-        let chunk = Chunk::from((steps, values, times));
+    for Keyed { run_id, key, chunk } in rows {
         match grouped.last_mut() {
-            Some((r, k, chunks)) if *r == run && *k == key => chunks.push(chunk),
-            _ => grouped.push((run, key, vec![chunk])),
+            Some((r, k, chunks)) if *r == run_id && *k == key => chunks.push(chunk),
+            _ => grouped.push((run_id, key, vec![chunk])),
         }
     }
     Ok(grouped
@@ -376,7 +428,7 @@ pub async fn latest(pool: &PgPool, run_ids: &[Uuid]) -> Result<HashMap<Uuid, Vec
 
 /// One series' points, merged; not found when the run has no such metric.
 async fn points(pool: &PgPool, run_id: Uuid, key: &str) -> Result<Chunk> {
-    let rows: Vec<(Vec<i64>, Vec<f64>, Vec<DateTime<Utc>>)> = sqlx::query_as(
+    let chunks: Vec<Chunk> = sqlx::query_as(
         "SELECT c.steps, c.vals, c.wall_times
          FROM metric_series s JOIN metric_chunks c ON c.series_id = s.id
          WHERE s.run_id = $1 AND s.key = $2 ORDER BY c.seq",
@@ -385,12 +437,12 @@ async fn points(pool: &PgPool, run_id: Uuid, key: &str) -> Result<Chunk> {
     .bind(key)
     .fetch_all(pool)
     .await?;
-    if rows.is_empty() {
+    if chunks.is_empty() {
         return Err(AppError::NotFound(format!(
             "metric {key:?} of run {run_id}"
         )));
     }
-    Ok(merge(rows.into_iter().map(Chunk::from).collect()))
+    Ok(merge(chunks))
 }
 
 /// Every point of one metric, by step.
