@@ -75,7 +75,7 @@ fn dedupe(
 }
 
 /// Aligned columns of one chunk (one logged batch of one series), or of several merged.
-#[derive(Debug, Default, Clone, PartialEq, FromRow)]
+#[derive(Debug, PartialEq, FromRow)]
 struct Chunk {
     steps: Vec<i64>,
     #[sqlx(rename = "vals")]
