@@ -469,10 +469,13 @@ fn bucketize(points: &Chunk, buckets: i32) -> Vec<MetricBucket> {
     let (Some(&lo), Some(&last)) = (points.steps.first(), points.steps.last()) else {
         return Vec::new();
     };
-    let width = (last - lo + 1) as f64;
+    // In floats: `last - lo + 1` overflows when a series spans every step up to i64::MAX.
+    let width = (last - lo) as f64 + 1.0;
     let mut out: Vec<(i64, MetricBucket)> = Vec::new();
     for ((&step, &value), time) in points.steps.iter().zip(&points.values).zip(&points.times) {
-        let bucket = ((step - lo) as f64 / width * f64::from(buckets)) as i64;
+        // Clamped: float rounding can put the last step of a huge range one bucket too far.
+        let bucket =
+            (((step - lo) as f64 / width * f64::from(buckets)) as i64).min(i64::from(buckets) - 1);
         match out.last_mut() {
             Some((b, m)) if *b == bucket => {
                 m.step_max = step;
@@ -604,6 +607,13 @@ mod tests {
             bucketize(&points, 2000).len(),
             5,
             "empty buckets are left out"
+        );
+        // Steps up to i64::MAX: the width must not overflow, the last step stays in the last bucket.
+        let extremes = chunk(&[(0, 1.0), (i64::MAX / 2 + 1, 3.0), (i64::MAX, 2.0)]);
+        let b = bucketize(&extremes, 2);
+        assert_eq!(
+            (b.len(), b[1].count, b[1].step_max, b[1].max, b[1].last),
+            (2, 2, i64::MAX, 3.0, 2.0)
         );
     }
 }
