@@ -93,17 +93,164 @@ async fn out_of_order_and_repeated_points_converge(pool: PgPool) {
         json!([{ "key": "reward/mean", "count": 4, "last_step": 5, "last_value": 5.0, "min": -1.0, "max": 33.0 }])
     );
 
-    // Points have no foreign key (for ingest speed); deleting their run must still remove them.
+    // Deleting the run removes its points.
     sqlx::query("DELETE FROM runs WHERE id = $1::uuid")
         .bind(&run)
         .execute(&pool)
         .await
         .unwrap();
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM metric_points")
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM metric_chunks")
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(left, 0);
+}
+
+/// Steps 0..n-1 in a scrambled order (a permutation: 37 is coprime with n), with each step's value.
+fn scrambled(n: i64, value: impl Fn(i64) -> f64) -> Vec<(i64, f64)> {
+    (0..n).map(|i| (i * 37 % n, value(i * 37 % n))).collect()
+}
+
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn points_logged_one_at_a_time_are_compacted_without_losing_any(pool: PgPool) {
+    let (api, t, run) = setup(&pool).await;
+    let url = format!("/api/v1/runs/{run}/metrics");
+    // 300 one-point calls out of order, then 100 overwrites (odd steps), interleaved with a second key.
+    let first = scrambled(300, |s| s as f64);
+    let overwrites = scrambled(200, |s| -(s as f64))
+        .into_iter()
+        .filter(|(s, _)| s % 2 == 1);
+    for (step, value) in first.into_iter().chain(overwrites) {
+        let (s, _) = api
+            .post(
+                &url,
+                &t,
+                json!({ "points": [{ "key": "kl", "step": step, "value": value },
+                                   { "key": "lr", "step": step, "value": 0.1 }] }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (steps, values) = history(&api, &run, "kl").await;
+    assert_eq!(steps, (0..300).collect::<Vec<_>>());
+    let expected: Vec<f64> = (0..300)
+        .map(|s| {
+            if s < 200 && s % 2 == 1 {
+                -(s as f64)
+            } else {
+                s as f64
+            }
+        })
+        .collect();
+    assert_eq!(values, expected);
+    assert_eq!(history(&api, &run, "lr").await.0.len(), 300);
+    // Both keys of each call are compacted together.
+    let chunks: Vec<i64> = sqlx::query_scalar(
+        "SELECT count(*) FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id
+         WHERE s.run_id = $1::uuid GROUP BY s.key ORDER BY s.key",
+    )
+    .bind(&run)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        chunks.len() == 2 && chunks.iter().all(|&n| n <= 16),
+        "400 one-point writes left {chunks:?} chunks per key"
+    );
+}
+
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn concurrent_small_writers_of_one_series_lose_nothing(pool: PgPool) {
+    let (api, t, run) = setup(&pool).await;
+    let api = std::sync::Arc::new(api);
+    let url = format!("/api/v1/runs/{run}/metrics");
+    // Four writers create the same two series at once, then keep logging into them while
+    // compaction runs (or is skipped because another write is in flight).
+    let writers: Vec<_> = (0..4i64)
+        .map(|w| {
+            let (api, t, url) = (api.clone(), t.clone(), url.clone());
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    let step = i * 4 + w;
+                    let body = json!({ "points": [
+                        { "key": "shared", "step": step, "value": step as f64 },
+                        { "key": "also", "step": step, "value": -(step as f64) },
+                    ] });
+                    let (s, r) = api.post(&url, &t, body).await;
+                    assert_eq!(s, StatusCode::OK, "{r}");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let all: Vec<i64> = (0..400).collect();
+    assert_eq!(
+        history(&api, &run, "shared").await,
+        (all.clone(), all.iter().map(|&s| s as f64).collect())
+    );
+    assert_eq!(
+        history(&api, &run, "also").await,
+        (all.clone(), all.iter().map(|&s| -(s as f64)).collect())
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_chunk_migration_keeps_every_stored_point(pool: PgPool) {
+    let migration = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/../migrations/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(migration("20261128000001_initial.sql")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO teams (id, name) VALUES (gen_random_uuid(), 't');
+         INSERT INTO projects (id, team_id, name) SELECT gen_random_uuid(), id, 'p' FROM teams;
+         INSERT INTO runs (id, project_id, name, kind, status)
+             SELECT gen_random_uuid(), id, 'r', 'rl', 'running' FROM projects;
+         INSERT INTO metric_series (run_id, key) SELECT id, k FROM runs, (VALUES ('a'), ('b')) v(k);
+         INSERT INTO metric_points SELECT s.id, g, g * 0.5, now() FROM metric_series s, generate_series(0, 2500) g
+             WHERE s.key = 'a';
+         INSERT INTO metric_points SELECT s.id, g * 10, -g, now() FROM metric_series s, generate_series(0, 3) g
+             WHERE s.key = 'b';",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(migration(
+        "20261201000001_metric_chunks.sql",
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let rows: Vec<(String, i64, Vec<i64>, Vec<f64>)> = sqlx::query_as(
+        "SELECT s.key, count(*), array_agg(step ORDER BY step), array_agg(val ORDER BY step)
+         FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id,
+              unnest(c.steps, c.vals) AS u(step, val)
+         GROUP BY s.key ORDER BY s.key",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].1, 2501);
+    assert_eq!(rows[0].2, (0..=2500).collect::<Vec<i64>>());
+    assert_eq!(rows[0].3[2500], 1250.0);
+    assert_eq!(
+        (rows[1].2.clone(), rows[1].3.clone()),
+        (vec![0, 10, 20, 30], vec![0.0, -1.0, -2.0, -3.0])
+    );
+    let chunks: i64 = sqlx::query_scalar("SELECT count(*) FROM metric_chunks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(chunks, 4, "chunks of at most 1000 steps per series");
 }
 
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]

@@ -19,7 +19,7 @@ use crucible_types::{CreateRun, MetricPoint, Project, Run, RunKind, RunStatus, S
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// MLflow's id of the experiment a client uses when none is set; it maps to the team's `Default` project.
@@ -149,7 +149,7 @@ fn run_info_json(r: &Run) -> Value {
     })
 }
 
-fn run_json(r: &Run, latest: &[LatestMetric]) -> Value {
+fn run_json(r: &Run, latest: &[metrics::LatestPoint]) -> Value {
     let mut tags = r.tags.clone();
     tags.entry(RUN_NAME_TAG.to_string())
         .or_insert_with(|| r.name.clone());
@@ -356,44 +356,11 @@ async fn get_run(
     let id = run.id()?;
     let mut conn = s.pool.acquire().await?;
     let owned = owned_run(&mut conn, &auth, id).await?;
-    let latest = latest_metrics(&s.pool, &[id])
+    let latest = metrics::latest(&s.pool, &[id])
         .await?
         .remove(&id)
         .unwrap_or_default();
     Ok(Json(json!({ "run": run_json(&owned.run, &latest) })))
-}
-
-/// A run's latest value of one metric, as MLflow's `Run.data.metrics` carries.
-#[derive(Clone)]
-struct LatestMetric {
-    key: String,
-    value: f64,
-    timestamp_ms: i64,
-    step: i64,
-}
-
-async fn latest_metrics(
-    pool: &sqlx::PgPool,
-    run_ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<LatestMetric>>, AppError> {
-    let rows: Vec<(Uuid, String, f64, DateTime<Utc>, i64)> = sqlx::query_as(
-        "SELECT DISTINCT ON (s.id) s.run_id, s.key, p.value, p.wall_time, p.step
-         FROM metric_series s JOIN metric_points p ON p.series_id = s.id
-         WHERE s.run_id = ANY($1) ORDER BY s.id, p.step DESC",
-    )
-    .bind(run_ids)
-    .fetch_all(pool)
-    .await?;
-    let mut out: HashMap<Uuid, Vec<LatestMetric>> = HashMap::new();
-    for (run, key, value, t, step) in rows {
-        out.entry(run).or_default().push(LatestMetric {
-            key,
-            value,
-            timestamp_ms: ms(t),
-            step,
-        });
-    }
-    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -539,7 +506,7 @@ fn like(text: &str, pattern: &str) -> bool {
     go(&t, &p)
 }
 
-fn matches(run: &Run, latest: &[LatestMetric], clauses: &[Clause]) -> bool {
+fn matches(run: &Run, latest: &[metrics::LatestPoint], clauses: &[Clause]) -> bool {
     clauses.iter().all(|c| {
         let actual: Option<String> = match c.entity {
             Entity::Param => run.params.get(&c.key).cloned(),
@@ -616,7 +583,7 @@ async fn search_runs(
         all
     };
     let ids: Vec<Uuid> = candidates.iter().map(|r| r.id).collect();
-    let latest = latest_metrics(&s.pool, &ids).await?;
+    let latest = metrics::latest(&s.pool, &ids).await?;
     let empty = Vec::new();
     let mut hits: Vec<&Run> = candidates
         .iter()
