@@ -46,13 +46,6 @@ impl RolloutGroup {
     pub fn rewards(&self) -> Vec<f32> {
         self.samples.iter().map(|s| s.score.reward).collect()
     }
-
-    /// Whether the rewards differ (the group carries a gradient).
-    pub fn is_informative(&self) -> bool {
-        self.samples
-            .windows(2)
-            .any(|w| w[0].score.reward != w[1].score.reward)
-    }
 }
 
 /// A problem to roll out: its index, prompt and verifier.

@@ -213,11 +213,6 @@ impl RlTrainer {
         &self.params
     }
 
-    /// Problems in the easy pool.
-    pub fn easy_pool(&self) -> &[usize] {
-        self.drawer.easy()
-    }
-
     /// Rolls out one batch and updates the policy on it.
     pub fn step(&mut self) -> Result<StepReport, RlError> {
         let started = Instant::now();
@@ -275,11 +270,6 @@ impl RlTrainer {
                 t_generate += stats.generate;
                 t_reward += stats.reward_wait;
                 t_reward_cpu += stats.reward_cpu;
-                if !groups.is_empty() {
-                    let informative = groups.iter().filter(|g| g.is_informative()).count();
-                    let observed = informative as f64 / groups.len() as f64;
-                    *rate = 0.7 * *rate + 0.3 * observed;
-                }
                 let mut scored = Vec::with_capacity(groups.len());
                 for group in groups {
                     let rewards = group.rewards();
@@ -292,6 +282,11 @@ impl RlTrainer {
                         problem: group,
                         rewards,
                     });
+                }
+                if !scored.is_empty() {
+                    let informative = scored.iter().filter(|g| g.is_informative()).count();
+                    let observed = informative as f64 / scored.len() as f64;
+                    *rate = 0.7 * *rate + 0.3 * observed;
                 }
                 Ok(scored)
             })?
