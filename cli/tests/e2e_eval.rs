@@ -384,7 +384,8 @@ async fn rl_job_logs_metrics_stores_rollouts_and_registers_checkpoints(pool: PgP
         "lr": 1e-4, "checkpoint_every": 1, "seed": 3,
         "eval": { "benchmark": "synthetic", "limit": 8, "n_samples": 1, "temperature": 0.0, "max_new_tokens": 40 }
     });
-    let bad = json!({ "spec": { "kind": "rl", "model_id": model["id"], "config": { "group_size": 1 } } });
+    let bad =
+        json!({ "spec": { "kind": "rl", "model_id": model["id"], "config": { "group_size": 1 } } });
     let r = server
         .http
         .post(format!("{}/api/v1/jobs", server.base))
@@ -393,7 +394,11 @@ async fn rl_job_logs_metrics_stores_rollouts_and_registers_checkpoints(pool: PgP
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 422, "an invalid RL config is refused at submission");
+    assert_eq!(
+        r.status(),
+        422,
+        "an invalid RL config is refused at submission"
+    );
     let job = server
         .post(
             "/jobs",
@@ -409,21 +414,40 @@ async fn rl_job_logs_metrics_stores_rollouts_and_registers_checkpoints(pool: PgP
     let run_id = done["run_id"].as_str().unwrap();
     let run = server.get(&format!("/runs/{run_id}")).await;
     assert_eq!(
-        (run["kind"].as_str(), run["status"].as_str(), run["params"]["group_size"].as_str()),
+        (
+            run["kind"].as_str(),
+            run["status"].as_str(),
+            run["params"]["group_size"].as_str()
+        ),
         (Some("rl"), Some("finished"), Some("4"))
     );
     let history = |key: &str| format!("/runs/{run_id}/metrics/history?key={key}");
-    for key in ["rollout/reward_mean", "batch/kept_groups", "train/clip_fraction", "time/generate_s"] {
-        assert_eq!(server.get(&history(key)).await["steps"], json!([1, 2]), "{key}");
+    for key in [
+        "rollout/reward_mean",
+        "batch/kept_groups",
+        "train/clip_fraction",
+        "time/generate_s",
+    ] {
+        assert_eq!(
+            server.get(&history(key)).await["steps"],
+            json!([1, 2]),
+            "{key}"
+        );
     }
     assert_eq!(
         server.get(&history("eval/synthetic/pass@1")).await["steps"],
         json!([0, 2]),
         "held-out eval before the first and after the last step"
     );
-    let rollouts = server.get(&format!("/runs/{run_id}/completions?step=2&limit=1000")).await;
+    let rollouts = server
+        .get(&format!("/runs/{run_id}/completions?step=2&limit=1000"))
+        .await;
     let rollouts = rollouts.as_array().unwrap();
-    assert!(rollouts.len() >= 8 && rollouts.len() % 4 == 0, "{}", rollouts.len());
+    assert!(
+        rollouts.len() >= 8 && rollouts.len() % 4 == 0,
+        "{}",
+        rollouts.len()
+    );
     for r in rollouts {
         assert_eq!(r["step"], 2);
         assert!(r["reward"].is_number() && r["verdict"].is_string(), "{r}");

@@ -95,13 +95,20 @@ fn rollout_logprobs_match_a_recomputed_forward_pass_and_rewards_match_the_grader
         .iter()
         .flat_map(|g| g.samples.iter().map(|s| s.logprobs.as_slice()))
         .collect();
-    let rollout = batch.spread(&rollout, &device).unwrap().to_vec2::<f32>().unwrap();
+    let rollout = batch
+        .spread(&rollout, &device)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
     let mut compared = 0;
     for r in 0..batch.rows {
         for c in 0..batch.len {
             if batch.mask[r * batch.len + c] == 1.0 {
                 let (a, b) = (rollout[r][c], recomputed[r][c]);
-                assert!((a - b).abs() < 1e-3, "row {r} col {c}: rollout {a} vs forward {b}");
+                assert!(
+                    (a - b).abs() < 1e-3,
+                    "row {r} col {c}: rollout {a} vs forward {b}"
+                );
                 compared += 1;
             }
         }
@@ -186,7 +193,15 @@ fn resumed_rl_run_continues_bit_identically() {
     let problems = || synthetic_problems(1, &[LEVEL1], 12);
     let straight = scratch("straight");
     let mut a = Recorder::default();
-    let out = run(&tiny_config(2), &small_model(), problems(), &straight, None, &mut a).unwrap();
+    let out = run(
+        &tiny_config(2),
+        &small_model(),
+        problems(),
+        &straight,
+        None,
+        &mut a,
+    )
+    .unwrap();
     assert_eq!(out.steps, 2);
     let keys = [
         "rollout/reward_mean",
@@ -212,24 +227,47 @@ fn resumed_rl_run_continues_bit_identically() {
         let kept = a.value(step, "batch/kept_groups").unwrap();
         assert!(kept == 2.0 || a.value(step, "batch/cap_hit") == Some(1.0));
     }
-    assert_eq!(a.checkpoints.iter().map(|c| c.0).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        a.checkpoints.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [1, 2]
+    );
     assert_eq!(a.rollouts.len(), 2);
     // The first mini-batch of a step is on-policy: its ratio is 1 up to float noise.
     assert!((a.value(1, "train/ratio_mean").unwrap() - 1.0).abs() < 0.05);
 
     let resumed = scratch("resumed");
     let mut b = Recorder::default();
-    run(&tiny_config(1), &small_model(), problems(), &resumed, None, &mut b).unwrap();
+    run(
+        &tiny_config(1),
+        &small_model(),
+        problems(),
+        &resumed,
+        None,
+        &mut b,
+    )
+    .unwrap();
     // A new process would start here: everything it needs is in the run folder.
     let mut c = Recorder::default();
-    let out = run(&tiny_config(2), &small_model(), problems(), &resumed, None, &mut c).unwrap();
+    let out = run(
+        &tiny_config(2),
+        &small_model(),
+        problems(),
+        &resumed,
+        None,
+        &mut c,
+    )
+    .unwrap();
     assert_eq!(out.steps, 2);
-    assert!(c.value(1, "rollout/reward_mean").is_none(), "step 1 is not redone");
+    assert!(
+        c.value(1, "rollout/reward_mean").is_none(),
+        "step 1 is not redone"
+    );
     for key in keys.iter().filter(|k| !k.starts_with("time/")) {
         assert_eq!(a.value(2, key), c.value(2, key), "{key}");
     }
     assert!(
-        weights(&straight.join("checkpoints/step-2")) == weights(&resumed.join("checkpoints/step-2")),
+        weights(&straight.join("checkpoints/step-2"))
+            == weights(&resumed.join("checkpoints/step-2")),
         "the resumed run's weights differ"
     );
     // A different configuration refuses the checkpoint instead of mixing two runs.
@@ -237,8 +275,15 @@ fn resumed_rl_run_continues_bit_identically() {
         lr: 5e-4,
         ..tiny_config(3)
     };
-    let err = run(&other, &small_model(), problems(), &resumed, None, &mut Recorder::default())
-        .unwrap_err();
+    let err = run(
+        &other,
+        &small_model(),
+        problems(),
+        &resumed,
+        None,
+        &mut Recorder::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("different configuration"), "{err}");
     let _ = std::fs::remove_dir_all(&straight);
     let _ = std::fs::remove_dir_all(&resumed);

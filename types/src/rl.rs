@@ -203,7 +203,10 @@ impl RlConfig {
             return Err((name, "must be at least 1".into()));
         }
         if self.group_size < 2 {
-            return Err(("group_size", "GRPO needs at least 2 rollouts per problem".into()));
+            return Err((
+                "group_size",
+                "GRPO needs at least 2 rollouts per problem".into(),
+            ));
         }
         if self.mini_batches > self.groups_per_batch * self.group_size {
             return Err((
@@ -220,7 +223,10 @@ impl RlConfig {
             } = d
             {
                 if levels.is_empty() || *problems == 0 {
-                    return Err(("data", "a synthetic source needs levels and problems > 0".into()));
+                    return Err((
+                        "data",
+                        "a synthetic source needs levels and problems > 0".into(),
+                    ));
                 }
                 if levels
                     .iter()

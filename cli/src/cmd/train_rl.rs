@@ -69,8 +69,10 @@ impl RlHooks for CliHooks<'_> {
         for (k, v) in values.iter().filter(|(k, _)| k.starts_with("eval/")) {
             self.bar.println(format!("step {step}: {k} = {v:.4}"));
         }
-        let mut line: serde_json::Map<String, serde_json::Value> =
-            values.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let mut line: serde_json::Map<String, serde_json::Value> = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
         line.insert("step".into(), json!(step));
         if let Err(e) = writeln!(self.log, "{}", serde_json::Value::Object(line)) {
             tracing::warn!(error = %e, "could not append to metrics.jsonl");
@@ -84,7 +86,10 @@ impl RlHooks for CliHooks<'_> {
     fn rollouts(&mut self, step: u64, problems: &[Problem], groups: &[RolloutGroup]) {
         if let Some(t) = &self.tracked {
             let body = json!({ "completions": completion_records(step, problems, groups) });
-            if let Err(e) = t.tracking.post(&format!("/runs/{}/completions", t.run_id), &body) {
+            if let Err(e) = t
+                .tracking
+                .post(&format!("/runs/{}/completions", t.run_id), &body)
+            {
                 tracing::warn!(step, error = %e, "could not store the step's rollouts");
             }
         }
@@ -98,7 +103,9 @@ impl RlHooks for CliHooks<'_> {
             "source": { "kind": "checkpoint", "path": path, "run_id": t.run_id, "step": step },
         });
         match t.tracking.post("/models", &body) {
-            Ok(m) => self.bar.println(format!("step {step}: registered model {}", m["id"])),
+            Ok(m) => self
+                .bar
+                .println(format!("step {step}: registered model {}", m["id"])),
             Err(e) => tracing::warn!(step, error = %e, "could not register the checkpoint"),
         }
     }
@@ -118,8 +125,14 @@ pub fn run(args: RlArgs) -> anyhow::Result<()> {
     if let Err((field, reason)) = config.validate() {
         bail!("{}: {field}: {reason}", args.config.display());
     }
-    if config.data.iter().any(|d| matches!(d, RlData::Dataset { .. })) {
-        bail!("imported datasets are fetched by workers: run this config with `crucible submit rl`");
+    if config
+        .data
+        .iter()
+        .any(|d| matches!(d, RlData::Dataset { .. }))
+    {
+        bail!(
+            "imported datasets are fetched by workers: run this config with `crucible submit rl`"
+        );
     }
     let problems = problems::resolve(&config.data, &mut |_| unreachable!("checked above"))?;
     let name = args.name.clone().unwrap_or_else(|| {

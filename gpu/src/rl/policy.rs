@@ -89,7 +89,11 @@ impl SequenceBatch {
 
     /// The mask as a `(rows, len)` tensor.
     pub fn mask_tensor(&self, device: &Device) -> Result<Tensor, RlError> {
-        Ok(Tensor::from_slice(&self.mask, (self.rows, self.len), device)?)
+        Ok(Tensor::from_slice(
+            &self.mask,
+            (self.rows, self.len),
+            device,
+        )?)
     }
 
     /// Response tokens in the batch.
@@ -140,10 +144,7 @@ mod tests {
         assert_eq!((batch.rows, batch.len), (2, 5));
         assert_eq!(batch.tokens, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 0]);
         assert_eq!(batch.labels, vec![2, 3, 4, 5, 0, 7, 8, 9, 0, 0]);
-        assert_eq!(
-            batch.mask,
-            vec![0., 1., 1., 1., 0., 0., 0., 1., 0., 0.]
-        );
+        assert_eq!(batch.mask, vec![0., 1., 1., 1., 0., 0., 0., 1., 0., 0.]);
         let spread = batch
             .spread(&[&[0.1, 0.2, 0.3], &[0.9]], &Device::Cpu)
             .unwrap()

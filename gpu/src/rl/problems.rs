@@ -90,14 +90,21 @@ mod tests {
         assert_eq!(problems.len(), 40);
         let texts: HashSet<&str> = problems.iter().map(|p| p.prompt.as_str()).collect();
         assert_eq!(texts.len(), 40);
-        assert!(problems.iter().all(|p| Split::of(&p.prompt) == Split::Train));
+        assert!(
+            problems
+                .iter()
+                .all(|p| Split::of(&p.prompt) == Split::Train)
+        );
         let held_out: HashSet<String> = synthetic::benchmark(2025, 50)
             .into_iter()
             .map(|p| p.text)
             .collect();
         assert!(problems.iter().all(|p| !held_out.contains(&p.prompt)));
         assert_eq!(
-            problems.iter().filter(|p| p.id.starts_with("rl-s2d2")).count(),
+            problems
+                .iter()
+                .filter(|p| p.id.starts_with("rl-s2d2"))
+                .count(),
             20
         );
         assert_eq!(synthetic_problems(5, &levels, 40), problems, "seeded");
@@ -110,7 +117,14 @@ mod tests {
         let mut fetch = |_| {
             Ok(Benchmark::from_problems(
                 "mine",
-                synthetic_problems(1, &[RlLevel { steps: 1, digits: 1 }], 3),
+                synthetic_problems(
+                    1,
+                    &[RlLevel {
+                        steps: 1,
+                        digits: 1,
+                    }],
+                    3,
+                ),
             ))
         };
         assert_eq!(resolve(&data, &mut fetch).unwrap().len(), 3);

@@ -50,12 +50,14 @@ impl Verifiable {
             },
             ProblemKind::Code { problem } => {
                 let tiers = match problem.tiers.as_deref() {
-                    Some(labels) => Some(Arc::new(TierLayout::from_labels(labels).map_err(
-                        |e| RlError::Input {
-                            name: "problems",
-                            reason: format!("{id}: {e}"),
-                        },
-                    )?)),
+                    Some(labels) => {
+                        Some(Arc::new(TierLayout::from_labels(labels).map_err(|e| {
+                            RlError::Input {
+                                name: "problems",
+                                reason: format!("{id}: {e}"),
+                            }
+                        })?))
+                    }
                     None => None,
                 };
                 Verifiable::Code {
@@ -205,7 +207,10 @@ mod tests {
         // (0.5 × 0.5) plus the whole hard tier (0.5).
         assert_eq!(strict.reward, 0.0);
         assert!((soft.reward - 0.75).abs() < 1e-6, "{soft:?}");
-        assert_eq!((strict.correct, strict.verdict.as_str()), (false, "wrong_answer"));
+        assert_eq!(
+            (strict.correct, strict.verdict.as_str()),
+            (false, "wrong_answer")
+        );
         let untiered = VerifyOutcome::Code {
             report,
             rewards: None,

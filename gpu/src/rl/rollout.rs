@@ -102,7 +102,6 @@ impl Scorer<'_> {
             self.scores[row] = Some(score(&verdict.outcome, self.code_reward));
         }
     }
-
 }
 
 impl GenerationObserver for Scorer<'_> {
@@ -147,7 +146,8 @@ pub fn satisfied_prefix(
 ) -> Option<usize> {
     let mut informative = 0;
     for (g, group) in scores.chunks(group_size).enumerate() {
-        let rewards: Option<Vec<f32>> = group.iter().map(|s| s.as_ref().map(|s| s.reward)).collect();
+        let rewards: Option<Vec<f32>> =
+            group.iter().map(|s| s.as_ref().map(|s| s.reward)).collect();
         let rewards = rewards?;
         informative += usize::from(rewards.windows(2).any(|w| w[0] != w[1]));
         if informative >= needed {

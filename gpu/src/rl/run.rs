@@ -55,7 +55,9 @@ pub fn run(
     let mut trainer = RlTrainer::new(config.clone(), start_dir, problems, out_dir, &device)?;
     let mut evals = Vec::new();
     let eval_due = |step: u64| {
-        step == 0 || step == config.steps || (config.eval_every > 0 && step % config.eval_every == 0)
+        step == 0
+            || step == config.steps
+            || (config.eval_every > 0 && step.is_multiple_of(config.eval_every))
     };
     let mut evaluate = |trainer: &RlTrainer, hooks: &mut dyn RlHooks| -> Result<(), RlError> {
         let step = trainer.step_count();

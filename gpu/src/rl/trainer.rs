@@ -154,8 +154,7 @@ impl RlTrainer {
                     reason: "the checkpoint's problems do not match the run's".into(),
                 });
             }
-            let drawer =
-                ProblemDrawer::restore(main, easy, config.easy_alpha, 1.0, config.seed)?;
+            let drawer = ProblemDrawer::restore(main, easy, config.easy_alpha, 1.0, config.seed)?;
             let step = snap.number("step")?;
             let rate: f64 = snap.json("informative_rate")?;
             tracing::info!(step, path = %checkpoint_path.display(), "resuming RL run");
@@ -230,12 +229,17 @@ impl RlTrainer {
         let (mut t_generate, mut t_reward, mut t_reward_cpu) =
             (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         let batch = {
-            let (drawer, pool, rate) = (&mut self.drawer, &mut self.pool, &mut self.informative_rate);
-            let (prompts, verifiables, tokenizer) = (&self.prompts, &self.verifiables, &self.tokenizer);
+            let (drawer, pool, rate) =
+                (&mut self.drawer, &mut self.pool, &mut self.informative_rate);
+            let (prompts, verifiables, tokenizer) =
+                (&self.prompts, &self.verifiables, &self.tokenizer);
             fill_batch(ds, |round, needed| -> Result<_, RlError> {
                 let n = if c.dynamic_sampling {
                     let want = (needed as f64 / rate.max(1.0 / MAX_OVERSAMPLE)).ceil() as usize;
-                    want.clamp(needed, (c.groups_per_batch as f64 * MAX_OVERSAMPLE) as usize)
+                    want.clamp(
+                        needed,
+                        (c.groups_per_batch as f64 * MAX_OVERSAMPLE) as usize,
+                    )
                 } else {
                     needed
                 };
@@ -324,13 +328,28 @@ impl RlTrainer {
             .copied()
             .unwrap_or(0);
         let metrics = vec![
-            ("rollout/reward_mean", mean(&samples, &|s| f64::from(s.score.reward))),
-            ("rollout/pass_rate", mean(&samples, &|s| f64::from(u8::from(s.score.correct)))),
-            ("rollout/response_len_mean", mean(&samples, &|s| s.token_ids.len() as f64)),
+            (
+                "rollout/reward_mean",
+                mean(&samples, &|s| f64::from(s.score.reward)),
+            ),
+            (
+                "rollout/pass_rate",
+                mean(&samples, &|s| f64::from(u8::from(s.score.correct))),
+            ),
+            (
+                "rollout/response_len_mean",
+                mean(&samples, &|s| s.token_ids.len() as f64),
+            ),
             ("rollout/response_len_p95", p95 as f64),
-            ("rollout/truncation_rate", mean(&samples, &|s| f64::from(u8::from(s.truncated)))),
+            (
+                "rollout/truncation_rate",
+                mean(&samples, &|s| f64::from(u8::from(s.truncated))),
+            ),
             ("rollout/samples", samples.len() as f64),
-            ("batch/reward_mean", mean(&kept_samples, &|s| f64::from(s.score.reward))),
+            (
+                "batch/reward_mean",
+                mean(&kept_samples, &|s| f64::from(s.score.reward)),
+            ),
             ("batch/kept_groups", groups.len() as f64),
             ("batch/dropped_groups", batch.dropped as f64),
             ("batch/surplus_groups", batch.surplus as f64),
@@ -399,7 +418,11 @@ impl RlTrainer {
         }
         .lr(c.lr, self.step, c.steps);
         let per = rows.len().div_ceil(c.mini_batches);
-        let device = self.params.iter().next().map_or(Device::Cpu, |(_, v)| v.device().clone());
+        let device = self
+            .params
+            .iter()
+            .next()
+            .map_or(Device::Cpu, |(_, v)| v.device().clone());
         let mut stats = UpdateStats {
             lr,
             ..UpdateStats::default()
@@ -411,7 +434,10 @@ impl RlTrainer {
                 .map(|(g, s, _)| (g.prompt_ids.as_slice(), s.token_ids.as_slice()))
                 .collect();
             let batch = SequenceBatch::new(&pairs)?;
-            let logps: Vec<&[f32]> = chunk.iter().map(|(_, s, _)| s.logprobs.as_slice()).collect();
+            let logps: Vec<&[f32]> = chunk
+                .iter()
+                .map(|(_, s, _)| s.logprobs.as_slice())
+                .collect();
             let adv: Vec<f32> = chunk.iter().map(|(_, _, a)| *a).collect();
             let logp_old = batch.spread(&logps, &device)?;
             let advantages = advantages_per_token(&adv, batch.len, &device)?;
@@ -419,7 +445,11 @@ impl RlTrainer {
             let model = self.params.model()?;
             let new = token_logprobs(&model, &batch, c.temperature)?;
             let logp_ref = match &self.reference {
-                Some(r) => Some(token_logprobs(&r.model()?, &batch, c.temperature)?.logp.detach()),
+                Some(r) => Some(
+                    token_logprobs(&r.model()?, &batch, c.temperature)?
+                        .logp
+                        .detach(),
+                ),
                 None => None,
             };
             let out = policy_loss(
@@ -439,7 +469,10 @@ impl RlTrainer {
             if !norm.is_finite() || !loss.is_finite() {
                 return Err(RlError::Input {
                     name: "update",
-                    reason: format!("step {}: loss {loss} / gradient norm {norm} is not finite", self.step + 1),
+                    reason: format!(
+                        "step {}: loss {loss} / gradient norm {norm} is not finite",
+                        self.step + 1
+                    ),
                 });
             }
             self.optimizer
@@ -494,7 +527,11 @@ impl RlTrainer {
 
     /// Writes the current policy as an HF-format folder (the tokenizer comes from the start).
     pub fn export(&self, dir: &Path) -> Result<(), RlError> {
-        Ok(crate::train::trainer::export(&self.params, &self.start_dir, dir)?)
+        Ok(crate::train::trainer::export(
+            &self.params,
+            &self.start_dir,
+            dir,
+        )?)
     }
 }
 

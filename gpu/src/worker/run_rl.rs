@@ -85,7 +85,10 @@ pub(super) fn run(
     let start = match &model.source {
         ModelSource::HfLocal { path } | ModelSource::Checkpoint { path, .. } => PathBuf::from(path),
         ModelSource::Openai { .. } => {
-            return Err("RL trains local weights; an OpenAI-compatible endpoint cannot be the policy".into());
+            return Err(
+                "RL trains local weights; an OpenAI-compatible endpoint cannot be the policy"
+                    .into(),
+            );
         }
     };
     let problems = problems::resolve(&spec.config.data, &mut |id| {

@@ -233,9 +233,9 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
             )
         }
         JobSpec::Rl(r) => {
-            r.config
-                .validate()
-                .map_err(|(field, reason)| AppError::invalid(format!("spec.config.{field}"), reason))?;
+            r.config.validate().map_err(|(field, reason)| {
+                AppError::invalid(format!("spec.config.{field}"), reason)
+            })?;
             let project = project_for(conn, team_id, None, TRAINING_PROJECT).await?;
             let config = serde_json::to_value(&r.config).unwrap_or_default();
             let mut params = config.as_object().map(scalar_params).unwrap_or_default();
