@@ -288,3 +288,20 @@ fn resumed_rl_run_continues_bit_identically() {
     let _ = std::fs::remove_dir_all(&straight);
     let _ = std::fs::remove_dir_all(&resumed);
 }
+
+#[test]
+fn the_repository_rl_configs_parse_and_validate() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/rl");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config: RlConfig =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if let Err(e) = config.validate() {
+            panic!("{}: {e:?}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "{checked} configs in {}", dir.display());
+}
