@@ -11,6 +11,7 @@ pub mod reward;
 pub mod rollout;
 pub mod run;
 pub mod sampling;
+pub mod step_metrics;
 pub mod trainer;
 
 pub use run::{RlHooks, RlOutcome, run};

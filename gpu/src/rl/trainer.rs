@@ -4,7 +4,7 @@
 //! log-probabilities. Checkpoints hold everything a resumed run needs to continue exactly.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use crucible_types::sampling::SamplingParams;
@@ -20,6 +20,7 @@ use super::policy::{SequenceBatch, token_logprobs};
 use super::reward::Verifiable;
 use super::rollout::{Draw, RolloutGroup, RolloutSample, RoundConfig, rollout_round};
 use super::sampling::{DrawSource, DynamicSamplingConfig, ProblemDrawer, ScoredGroup, fill_batch};
+use super::step_metrics::{RolloutTally, StepFigures, UpdateStats, step_metrics};
 use crate::eval::{Problem, prompt_ids};
 use crate::reward::math::MathConfig;
 use crate::reward::pool::VerifierPool;
@@ -225,10 +226,8 @@ impl RlTrainer {
             drop_uniform_groups: c.dynamic_sampling,
         };
         let mut generated: Vec<RolloutGroup> = Vec::new();
-        let (mut aborted, mut easy_draws) = (0usize, 0usize);
-        let (mut t_generate, mut t_reward, mut t_reward_cpu) =
-            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-        let batch = {
+        let mut tally = RolloutTally::default();
+        let mut batch = {
             let (drawer, pool, rate) =
                 (&mut self.drawer, &mut self.pool, &mut self.informative_rate);
             let (prompts, verifiables, tokenizer) =
@@ -249,7 +248,7 @@ impl RlTrainer {
                         name: "data",
                         reason: "no problems to draw".into(),
                     })?;
-                    easy_draws += usize::from(source == DrawSource::Easy);
+                    tally.easy_draws += usize::from(source == DrawSource::Easy);
                     draws.push(Draw {
                         problem,
                         prompt_ids: &prompts[problem],
@@ -270,10 +269,10 @@ impl RlTrainer {
                 };
                 let (groups, stats) =
                     rollout_round(&policy, tokenizer, pool, &draws, &round_config)?;
-                aborted += stats.aborted_groups;
-                t_generate += stats.generate;
-                t_reward += stats.reward_wait;
-                t_reward_cpu += stats.reward_cpu;
+                tally.aborted += stats.aborted_groups;
+                tally.generate += stats.generate;
+                tally.reward_wait += stats.reward_wait;
+                tally.reward_cpu += stats.reward_cpu;
                 let mut scored = Vec::with_capacity(groups.len());
                 for group in groups {
                     let rewards = group.rewards();
@@ -296,7 +295,10 @@ impl RlTrainer {
             })?
         };
         let train_started = Instant::now();
-        let groups: Vec<RolloutGroup> = batch.groups.into_iter().map(|g| g.problem).collect();
+        let groups: Vec<RolloutGroup> = std::mem::take(&mut batch.groups)
+            .into_iter()
+            .map(|g| g.problem)
+            .collect();
         let update = if groups.is_empty() {
             tracing::warn!(
                 step = step + 1,
@@ -309,69 +311,16 @@ impl RlTrainer {
         let t_train = train_started.elapsed();
         self.step += 1;
 
-        let samples: Vec<&RolloutSample> =
-            generated.iter().flat_map(|g| g.samples.iter()).collect();
-        let kept_samples: Vec<&RolloutSample> =
-            groups.iter().flat_map(|g| g.samples.iter()).collect();
-        let mean = |v: &[&RolloutSample], f: &dyn Fn(&RolloutSample) -> f64| {
-            if v.is_empty() {
-                0.0
-            } else {
-                v.iter().map(|s| f(s)).sum::<f64>() / v.len() as f64
-            }
-        };
-        let mut lengths: Vec<usize> = samples.iter().map(|s| s.token_ids.len()).collect();
-        lengths.sort_unstable();
-        let p95 = lengths
-            .get((lengths.len() as f64 * 0.95).ceil() as usize)
-            .or(lengths.last())
-            .copied()
-            .unwrap_or(0);
-        let metrics = vec![
-            (
-                "rollout/reward_mean",
-                mean(&samples, &|s| f64::from(s.score.reward)),
-            ),
-            (
-                "rollout/pass_rate",
-                mean(&samples, &|s| f64::from(u8::from(s.score.correct))),
-            ),
-            (
-                "rollout/response_len_mean",
-                mean(&samples, &|s| s.token_ids.len() as f64),
-            ),
-            ("rollout/response_len_p95", p95 as f64),
-            (
-                "rollout/truncation_rate",
-                mean(&samples, &|s| f64::from(u8::from(s.truncated))),
-            ),
-            ("rollout/samples", samples.len() as f64),
-            (
-                "batch/reward_mean",
-                mean(&kept_samples, &|s| f64::from(s.score.reward)),
-            ),
-            ("batch/kept_groups", groups.len() as f64),
-            ("batch/dropped_groups", batch.dropped as f64),
-            ("batch/surplus_groups", batch.surplus as f64),
-            ("batch/aborted_groups", aborted as f64),
-            ("batch/rounds", batch.rounds as f64),
-            ("batch/cap_hit", f64::from(u8::from(batch.cap_hit))),
-            ("batch/easy_pool", self.drawer.easy().len() as f64),
-            ("batch/easy_draws", easy_draws as f64),
-            ("train/loss", update.loss),
-            ("train/entropy", update.entropy),
-            ("train/clip_fraction", update.clip_fraction),
-            ("train/approx_kl", update.approx_kl),
-            ("train/ratio_mean", update.mean_ratio),
-            ("train/grad_norm", update.grad_norm),
-            ("train/lr", update.lr),
-            ("train/tokens", update.tokens as f64),
-            ("time/generate_s", t_generate.as_secs_f64()),
-            ("time/reward_wait_s", t_reward.as_secs_f64()),
-            ("time/reward_cpu_s", t_reward_cpu.as_secs_f64()),
-            ("time/train_s", t_train.as_secs_f64()),
-            ("time/step_s", started.elapsed().as_secs_f64()),
-        ];
+        let metrics = step_metrics(&StepFigures {
+            generated: &generated,
+            batch: &batch,
+            kept: &groups,
+            easy_pool: self.drawer.easy().len(),
+            tally: &tally,
+            update: &update,
+            train: t_train,
+            step: started.elapsed(),
+        });
         Ok(StepReport {
             step: self.step,
             metrics,
@@ -533,19 +482,6 @@ impl RlTrainer {
             dir,
         )?)
     }
-}
-
-/// Means over a step's mini-batch updates.
-#[derive(Debug, Default, Clone)]
-struct UpdateStats {
-    loss: f64,
-    grad_norm: f64,
-    clip_fraction: f64,
-    approx_kl: f64,
-    mean_ratio: f64,
-    entropy: f64,
-    lr: f64,
-    tokens: usize,
 }
 
 fn masked_mean(values: &Tensor, mask: &Tensor) -> Result<f64, RlError> {
