@@ -363,3 +363,109 @@ async fn sft_job_streams_metrics_and_registers_its_model(pool: PgPool) {
     assert_eq!(trained["architecture"], "MiMoForCausalLM");
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// An RL job on the shipped model: per-step metrics and held-out evals land on the run, every
+/// step's rollouts are browsable as the run's completions, and every checkpoint is registered as a
+/// model of the run.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn rl_job_logs_metrics_stores_rollouts_and_registers_checkpoints(pool: PgPool) {
+    let server = Server::start(&pool).await;
+    let work = std::env::temp_dir().join(format!("crucible-e2e-rl-{}", std::process::id()));
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/crucible-mimo-small");
+    let model = server
+        .post(
+            "/models",
+            json!({ "name": "crucible-mimo-small", "source": { "kind": "hf_local", "path": dir } }),
+        )
+        .await;
+    let config = json!({
+        "data": [{ "synthetic": { "seed": 4, "levels": [{ "steps": 1, "digits": 1 }], "problems": 16 } }],
+        "steps": 2, "group_size": 4, "groups_per_batch": 2, "mini_batches": 2, "max_new_tokens": 40,
+        "lr": 1e-4, "checkpoint_every": 1, "seed": 3,
+        "eval": { "benchmark": "synthetic", "limit": 8, "n_samples": 1, "temperature": 0.0, "max_new_tokens": 40 }
+    });
+    let bad =
+        json!({ "spec": { "kind": "rl", "model_id": model["id"], "config": { "group_size": 1 } } });
+    let r = server
+        .http
+        .post(format!("{}/api/v1/jobs", server.base))
+        .bearer_auth(&server.token)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        422,
+        "an invalid RL config is refused at submission"
+    );
+    let job = server
+        .post(
+            "/jobs",
+            json!({ "spec": { "kind": "rl", "model_id": model["id"], "config": config, "model_name": "rl-e2e" } }),
+        )
+        .await;
+    let mut worker = server.worker(|c| c.args(["--max-jobs", "1"]).env("CRUCIBLE_HOME", &work));
+    let done = server
+        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(600))
+        .await;
+    assert!(worker.wait().unwrap().success());
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let run_id = done["run_id"].as_str().unwrap();
+    let run = server.get(&format!("/runs/{run_id}")).await;
+    assert_eq!(
+        (
+            run["kind"].as_str(),
+            run["status"].as_str(),
+            run["params"]["group_size"].as_str()
+        ),
+        (Some("rl"), Some("finished"), Some("4"))
+    );
+    let history = |key: &str| format!("/runs/{run_id}/metrics/history?key={key}");
+    for key in [
+        "rollout/reward_mean",
+        "batch/kept_groups",
+        "train/clip_fraction",
+        "time/generate_s",
+    ] {
+        assert_eq!(
+            server.get(&history(key)).await["steps"],
+            json!([1, 2]),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        server.get(&history("eval/synthetic/pass@1")).await["steps"],
+        json!([0, 2]),
+        "held-out eval before the first and after the last step"
+    );
+    let rollouts = server
+        .get(&format!("/runs/{run_id}/completions?step=2&limit=1000"))
+        .await;
+    let rollouts = rollouts.as_array().unwrap();
+    assert!(
+        rollouts.len() >= 8 && rollouts.len() % 4 == 0,
+        "{}",
+        rollouts.len()
+    );
+    for r in rollouts {
+        assert_eq!(r["step"], 2);
+        assert!(r["reward"].is_number() && r["verdict"].is_string(), "{r}");
+        assert!(r["prompt"].as_str().unwrap().contains('?'), "{r}");
+    }
+    let models = server.get("/models").await;
+    let mut steps: Vec<i64> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["name"].as_str().unwrap_or("").starts_with("rl-e2e-step"))
+        .map(|m| {
+            assert_eq!(m["source"]["kind"], "checkpoint");
+            assert_eq!(m["source"]["run_id"].as_str(), Some(run_id));
+            m["source"]["step"].as_i64().unwrap()
+        })
+        .collect();
+    steps.sort_unstable();
+    assert_eq!(steps, [1, 2]);
+    let _ = std::fs::remove_dir_all(&work);
+}

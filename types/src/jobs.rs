@@ -147,6 +147,8 @@ pub enum JobSpec {
     Pretrain(TrainSpec),
     /// Supervised fine-tuning (see [`TrainSpec`]).
     Sft(TrainSpec),
+    /// GRPO with MiMo's recipe (see [`crate::rl::RlSpec`]).
+    Rl(crate::rl::RlSpec),
 }
 
 impl JobSpec {
@@ -157,14 +159,17 @@ impl JobSpec {
             JobSpec::Generate(_) => JobKind::Generate,
             JobSpec::Pretrain(_) => JobKind::Pretrain,
             JobSpec::Sft(_) => JobKind::Sft,
+            JobSpec::Rl(_) => JobKind::Rl,
         }
     }
 
-    /// The registered model the job runs, if it runs one (training names its start in its config).
+    /// The registered model the job runs, if it runs one (pretrain/SFT name their start in their
+    /// config; RL starts from a registered model).
     pub fn model_id(&self) -> Option<Uuid> {
         match self {
             JobSpec::Eval(e) => Some(e.model_id),
             JobSpec::Generate(g) => Some(g.model_id),
+            JobSpec::Rl(r) => Some(r.model_id),
             JobSpec::Pretrain(_) | JobSpec::Sft(_) => None,
         }
     }
@@ -293,7 +298,7 @@ pub struct EvalTarget {
 pub struct Lease {
     /// The job.
     pub job: Job,
-    /// The model it runs (none for training jobs).
+    /// The model it runs (the starting policy of an RL job; none for pretrain/SFT jobs).
     pub model: Option<crate::model::Model>,
     /// For eval jobs: one target per benchmark.
     pub evals: Vec<EvalTarget>,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod eval;
 pub mod jobs;
 pub mod model;
+pub mod rl;
 pub mod sampling;
 pub mod tracking;
 
@@ -17,5 +18,6 @@ pub use error::*;
 pub use eval::*;
 pub use jobs::*;
 pub use model::*;
+pub use rl::*;
 pub use sampling::*;
 pub use tracking::*;

@@ -59,6 +59,9 @@ pub enum FinishReason {
     StopString,
     /// `max_new_tokens` was reached.
     Length,
+    /// The caller stopped generation before this sequence finished (RL early termination); the
+    /// text is partial and is not used.
+    Aborted,
 }
 
 impl SamplingParams {

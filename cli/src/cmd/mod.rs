@@ -17,6 +17,7 @@ pub mod serve;
 pub mod submit;
 pub mod token;
 pub mod train;
+pub mod train_rl;
 pub mod train_tracking;
 pub mod up;
 pub mod verify;

@@ -1,9 +1,10 @@
-//! `crucible submit eval`: queue an evaluation and, with `--wait`, follow it to the end.
+//! `crucible submit eval|train|rl`: queue a job and, with `--wait`, follow it to the end.
 
 use crate::cmd::api::ServerArgs;
 use anyhow::{Context, Result, bail};
 use crucible_types::{
-    EvalSpec, Job, JobRequirements, JobSpec, JobStatus, SamplingParams, SubmitJob, TrainSpec,
+    EvalSpec, Job, JobRequirements, JobSpec, JobStatus, RlConfig, RlSpec, SamplingParams,
+    SubmitJob, TrainSpec,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
@@ -16,6 +17,44 @@ pub enum Command {
     Eval(EvalArgs),
     /// Pre-train or fine-tune on a worker from a training config (see docs/training.md).
     Train(TrainArgs),
+    /// GRPO with MiMo's recipe on a worker, from a registered model and an RlConfig (docs/rl.md).
+    Rl(RlArgs),
+}
+
+/// Arguments of `crucible submit rl`.
+#[derive(clap::Args)]
+pub struct RlArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The starting policy: a registered model id (a local HF folder or checkpoint).
+    #[arg(long)]
+    pub model: Uuid,
+    /// The RlConfig (JSON).
+    #[arg(long)]
+    pub config: std::path::PathBuf,
+    /// Register checkpoints as `<NAME>-step<N>`.
+    #[arg(long)]
+    pub model_name: Option<String>,
+    /// Follow the job until it ends, with a progress bar.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+fn rl_job(a: &RlArgs) -> Result<SubmitJob> {
+    let text = std::fs::read_to_string(&a.config)
+        .with_context(|| format!("cannot read {}", a.config.display()))?;
+    let config: RlConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid RlConfig", a.config.display()))?;
+    Ok(SubmitJob {
+        spec: JobSpec::Rl(RlSpec {
+            model_id: a.model,
+            config,
+            model_name: a.model_name.clone(),
+        }),
+        priority: 0,
+        requirements: JobRequirements::default(),
+        max_attempts: None,
+    })
 }
 
 /// Arguments of `crucible submit train`.
@@ -149,6 +188,10 @@ pub fn run(c: Command) -> Result<()> {
         }
         Command::Train(a) => {
             let req = train_job(&a)?;
+            (a.server, req, a.wait)
+        }
+        Command::Rl(a) => {
+            let req = rl_job(&a)?;
             (a.server, req, a.wait)
         }
     };

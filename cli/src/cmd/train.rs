@@ -19,6 +19,8 @@ pub enum Command {
     Recipe(Recipe),
     /// Run (or resume) one pretrain/SFT run described by a TrainConfig JSON file.
     Run(RunArgs),
+    /// Run (or resume) one GRPO run with MiMo's recipe from an RlConfig JSON file (docs/rl.md).
+    Rl(super::train_rl::RlArgs),
     /// Held-out figures of a model trained on the synthetic corpus: pass@1 (greedy), avg@n at
     /// T=0.6, per difficulty, and the MTP acceptance rate. The last line is JSON.
     EvalSmall(EvalArgs),
@@ -36,13 +38,13 @@ pub enum Recipe {
 pub struct TrackingArgs {
     /// Crucible server to stream metrics to (e.g. http://localhost:8080).
     #[arg(long, env = "CRUCIBLE_SERVER", requires = "token")]
-    server: Option<String>,
+    pub(crate) server: Option<String>,
     /// API token for --server.
     #[arg(long, env = "CRUCIBLE_TOKEN")]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Project the runs are tracked in.
     #[arg(long, default_value = "crucible-small")]
-    project: String,
+    pub(crate) project: String,
 }
 
 /// Arguments of `crucible train recipe small`.
@@ -99,6 +101,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Recipe(Recipe::Small(args)) => recipe_small(args),
         Command::Run(args) => run_config(args),
+        Command::Rl(args) => super::train_rl::run(args),
         Command::EvalSmall(args) => eval_small(args),
     }
 }

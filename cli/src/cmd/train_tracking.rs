@@ -100,16 +100,30 @@ impl Tracking {
             "mtp_weight": config.mtp_weight(),
             "seed": config.seed,
         });
-        let kind = match config.kind {
-            crucible_gpu::train::TrainKind::Pretrain => "pretrain",
-            crucible_gpu::train::TrainKind::Sft => "sft",
-        };
+        self.create_run_of(
+            project_id,
+            name,
+            config.kind.as_str(),
+            params,
+            serde_json::to_value(config)?,
+        )
+    }
+
+    /// Creates a running run of `kind` with flat `params` and the full `config`.
+    pub fn create_run_of(
+        &self,
+        project_id: &str,
+        name: &str,
+        kind: &str,
+        params: Value,
+        config: Value,
+    ) -> anyhow::Result<String> {
         let body = json!({
             "project_id": project_id,
             "name": name,
             "kind": kind,
             "params": params,
-            "config": serde_json::to_value(config)?,
+            "config": config,
             "command": std::env::args().collect::<Vec<_>>().join(" "),
         });
         let (status, body) = self.send(reqwest::Method::POST, "/runs", Some(&body))?;
@@ -117,6 +131,15 @@ impl Tracking {
             bail!("creating run {name:?}: HTTP {status}: {body}");
         }
         id_of(&body)
+    }
+
+    /// Posts `body` to `path` under `/api/v1`; a refusal is an error.
+    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let (status, reply) = self.send(reqwest::Method::POST, path, Some(body))?;
+        if !(200..300).contains(&status) {
+            bail!("POST {path}: HTTP {status}: {reply}");
+        }
+        Ok(reply)
     }
 
     /// Marks a run `finished` or `failed`.
@@ -132,11 +155,17 @@ impl Tracking {
         Ok(())
     }
 
-    /// A sink that posts to run `run_id`.
+    /// A sink that posts to run `run_id` under `train/<key>`.
     pub fn sink(&self, run_id: &str) -> TrackingSink<'_> {
+        self.sink_with_prefix(run_id, "train/")
+    }
+
+    /// A sink that posts to run `run_id` under `<prefix><key>`.
+    pub fn sink_with_prefix(&self, run_id: &str, prefix: &'static str) -> TrackingSink<'_> {
         TrackingSink {
             tracking: self,
             run_id: run_id.to_string(),
+            prefix,
             buffer: Vec::new(),
         }
     }
@@ -153,6 +182,7 @@ fn id_of(body: &Value) -> anyhow::Result<String> {
 pub struct TrackingSink<'a> {
     tracking: &'a Tracking,
     run_id: String,
+    prefix: &'static str,
     buffer: Vec<Value>,
 }
 
@@ -177,11 +207,12 @@ impl TrackingSink<'_> {
 
 impl MetricsSink for TrackingSink<'_> {
     fn record(&mut self, step: u64, values: &[(&str, f64)]) {
+        let prefix = self.prefix;
         self.buffer.extend(
             values
                 .iter()
                 .filter(|(_, v)| v.is_finite())
-                .map(|(k, v)| json!({"key": format!("train/{k}"), "step": step, "value": v})),
+                .map(|(k, v)| json!({"key": format!("{prefix}{k}"), "step": step, "value": v})),
         );
         if self.buffer.len() >= FLUSH_EVERY {
             self.flush();

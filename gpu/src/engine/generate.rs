@@ -70,22 +70,22 @@ impl Row<'_> {
         token: u32,
         logprob: f32,
         index: usize,
-        on_text: &mut impl FnMut(usize, &str),
+        observer: &mut dyn GenerationObserver,
     ) -> Result<(), TokenizerError> {
         self.out.token_ids.push(token);
         self.out.logprobs.push(logprob);
         if self.stop_ids.contains(&token) {
-            self.finish(FinishReason::StopToken, index, on_text)?;
+            self.finish(FinishReason::StopToken, index, observer)?;
             return Ok(());
         }
         let piece = self.decoder.push(self.tokenizer, token)?;
         let released = self.stops.push(&piece);
-        self.emit(&released, index, on_text);
+        self.emit(&released, index, observer);
         if self.stops.stopped() {
             self.done = true;
             self.out.finish_reason = FinishReason::StopString;
         } else if self.out.token_ids.len() >= self.max_new {
-            self.finish(FinishReason::Length, index, on_text)?;
+            self.finish(FinishReason::Length, index, observer)?;
         }
         Ok(())
     }
@@ -95,7 +95,7 @@ impl Row<'_> {
         &mut self,
         reason: FinishReason,
         index: usize,
-        on_text: &mut impl FnMut(usize, &str),
+        observer: &mut dyn GenerationObserver,
     ) -> Result<(), TokenizerError> {
         let tail = self.decoder.finish(self.tokenizer)?;
         let mut released = self.stops.push(&tail);
@@ -105,16 +105,40 @@ impl Row<'_> {
             released.push_str(&self.stops.finish());
             self.out.finish_reason = reason;
         }
-        self.emit(&released, index, on_text);
+        self.emit(&released, index, observer);
         self.done = true;
         Ok(())
     }
 
-    fn emit(&mut self, text: &str, index: usize, on_text: &mut impl FnMut(usize, &str)) {
+    fn emit(&mut self, text: &str, index: usize, observer: &mut dyn GenerationObserver) {
         if !text.is_empty() {
             self.out.text.push_str(text);
-            on_text(index, text);
+            observer.on_text(index, text);
         }
+    }
+}
+
+/// Follows a batch as it decodes. Why: RL scores each rollout the moment it finishes (the verifier
+/// pool works while the other rows still decode) and stops the batch early once enough groups are
+/// complete; evals and the CLI only stream text.
+pub trait GenerationObserver {
+    /// Text of row `row` that became final (never a partial character or a stop string's start).
+    fn on_text(&mut self, _row: usize, _text: &str) {}
+    /// Row `row` finished; `sequence` is its final output.
+    fn on_finished(&mut self, _row: usize, _sequence: &GeneratedSequence) {}
+    /// Asked before every decode step; `false` ends the batch, and the unfinished rows come back
+    /// with [`FinishReason::Aborted`].
+    fn keep_going(&mut self) -> bool {
+        true
+    }
+}
+
+/// Adapts a text callback to [`GenerationObserver`].
+struct TextOnly<F>(F);
+
+impl<F: FnMut(usize, &str)> GenerationObserver for TextOnly<F> {
+    fn on_text(&mut self, row: usize, text: &str) {
+        (self.0)(row, text);
     }
 }
 
@@ -127,7 +151,17 @@ pub fn generate(
     model: &MimoModel,
     tokenizer: &Tokenizer,
     requests: &[GenerationRequest],
-    mut on_text: impl FnMut(usize, &str),
+    on_text: impl FnMut(usize, &str),
+) -> Result<Vec<GeneratedSequence>, GenerateError> {
+    generate_observed(model, tokenizer, requests, &mut TextOnly(on_text))
+}
+
+/// [`generate`] with an observer that also hears when each row finishes and can stop the batch.
+pub fn generate_observed(
+    model: &MimoModel,
+    tokenizer: &Tokenizer,
+    requests: &[GenerationRequest],
+    observer: &mut dyn GenerationObserver,
 ) -> Result<Vec<GeneratedSequence>, GenerateError> {
     for (index, r) in requests.iter().enumerate() {
         let invalid = |message: String| GenerateError::InvalidRequest { index, message };
@@ -197,7 +231,17 @@ pub fn generate(
     let mut cache = model.new_cache(pads, longest + most_new);
     let mut input = Tensor::from_vec(prompt, (requests.len(), longest), device)?;
 
+    for (index, row) in rows.iter().enumerate().filter(|(_, r)| r.done) {
+        observer.on_finished(index, &row.out);
+    }
     while rows.iter().any(|r| !r.done) {
+        if !observer.keep_going() {
+            for row in rows.iter_mut().filter(|r| !r.done) {
+                row.out.finish_reason = FinishReason::Aborted;
+                row.done = true;
+            }
+            break;
+        }
         let logits = model.forward_last(&input, &mut cache)?.to_vec2::<f32>()?;
         let mut next = Vec::with_capacity(rows.len());
         for (index, (row, logits)) in rows.iter_mut().zip(&logits).enumerate() {
@@ -206,7 +250,10 @@ pub fn generate(
                 continue;
             }
             let s = row.sampler.sample(logits);
-            row.accept(s.token, s.logprob, index, &mut on_text)?;
+            row.accept(s.token, s.logprob, index, observer)?;
+            if row.done {
+                observer.on_finished(index, &row.out);
+            }
             next.push(s.token);
         }
         input = Tensor::from_vec(next, (rows.len(), 1), device)?;

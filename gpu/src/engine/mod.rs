@@ -5,4 +5,7 @@ pub mod generate;
 pub mod kv_cache;
 pub mod sampler;
 
-pub use generate::{GenerateError, GeneratedSequence, GenerationRequest, generate};
+pub use generate::{
+    GenerateError, GeneratedSequence, GenerationObserver, GenerationRequest, generate,
+    generate_observed,
+};

@@ -100,7 +100,8 @@ impl Grader {
     }
 }
 
-fn answered(correct: bool, extracted: Option<String>, vote: Option<String>) -> Graded {
+/// The verdict string of an answer-extracting verifier: `correct`, `wrong` or `no_answer`.
+pub(crate) fn answered(correct: bool, extracted: Option<String>, vote: Option<String>) -> Graded {
     let verdict = match (&extracted, correct) {
         (_, true) => "correct",
         (None, false) => "no_answer",
@@ -116,7 +117,7 @@ fn answered(correct: bool, extracted: Option<String>, vote: Option<String>) -> G
 }
 
 /// The judge's snake_case name of a verdict (`wrong_answer` …).
-fn verdict_name(v: Verdict) -> String {
+pub(crate) fn verdict_name(v: Verdict) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|j| j.as_str().map(str::to_string))

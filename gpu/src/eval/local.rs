@@ -34,20 +34,15 @@ impl<'m> LocalGenerator<'m> {
         self.max_batch = max_batch.max(1);
         self
     }
+}
 
-    /// Prompt token ids: the user message in the chat template, or the raw text for a base
-    /// checkpoint without one.
-    fn encode(&self, prompt: &str) -> Result<Vec<u32>, EvalError> {
-        match self
-            .tokenizer
-            .apply_chat_template(&[ChatMessage::user(prompt)], true)
-        {
-            Ok(text) => Ok(self.tokenizer.encode(&text, false)?),
-            Err(TokenizerError::NoChatTemplate { .. }) => {
-                Ok(self.tokenizer.encode(prompt, true)?)
-            }
-            Err(e) => Err(e.into()),
-        }
+/// Prompt token ids of a user message: the chat template when the checkpoint has one, else the raw
+/// text (a base checkpoint). Shared by evals and RL rollouts so both prompt a model identically.
+pub fn prompt_ids(tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>, TokenizerError> {
+    match tokenizer.apply_chat_template(&[ChatMessage::user(prompt)], true) {
+        Ok(text) => tokenizer.encode(&text, false),
+        Err(TokenizerError::NoChatTemplate { .. }) => tokenizer.encode(prompt, true),
+        Err(e) => Err(e),
     }
 }
 
@@ -61,7 +56,7 @@ impl Generator for LocalGenerator<'_> {
         let context = self.model.config().max_position_embeddings;
         let mut requests = Vec::with_capacity(prompts.len() * n as usize);
         for (i, prompt) in prompts.iter().enumerate() {
-            let ids = self.encode(prompt)?;
+            let ids = prompt_ids(self.tokenizer, prompt)?;
             if ids.len() >= context {
                 return Err(EvalError::InvalidArgs(format!(
                     "prompt {i} has {} tokens; the model's context is {context}",

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 pub use benchmark::{Benchmark, Problem, ProblemKind};
 pub use generator::{Completion, Generator};
 pub use loaders::{BENCHMARKS, load_benchmark};
-pub use local::LocalGenerator;
+pub use local::{LocalGenerator, prompt_ids};
 pub use openai::{OpenAiConfig, OpenAiGenerator};
 pub use run::{EvalReport, run_eval};
 

@@ -32,8 +32,12 @@ enum Source {
         dtype: DType,
         device: Device,
     },
-    /// Tensors by HF name, handed out as they are so that gradients reach them.
-    Tensors(HashMap<String, Tensor>),
+    /// Tensors by HF name, handed out as they are (so that gradients reach them when the model
+    /// is built `differentiable`).
+    Tensors {
+        map: HashMap<String, Tensor>,
+        differentiable: bool,
+    },
 }
 
 impl Weights {
@@ -66,21 +70,42 @@ impl Weights {
     pub fn from_tensors(tensors: HashMap<String, Tensor>) -> Self {
         Self {
             dir: PathBuf::from("<in-memory weights>"),
-            source: Source::Tensors(tensors),
+            source: Source::Tensors {
+                map: tensors,
+                differentiable: true,
+            },
+        }
+    }
+
+    /// Weights held in memory for inference (e.g. RL rollouts with the current policy): the model
+    /// uses the fused kernels; pass detached tensors so decoding builds no autograd graph.
+    pub fn from_tensors_for_inference(tensors: HashMap<String, Tensor>) -> Self {
+        Self {
+            dir: PathBuf::from("<in-memory weights>"),
+            source: Source::Tensors {
+                map: tensors,
+                differentiable: false,
+            },
         }
     }
 
     /// Whether models built from these weights must use operations candle can differentiate
     /// (its fused CPU kernels for RMSNorm, softmax and RoPE have no backward pass).
     pub fn differentiable(&self) -> bool {
-        matches!(self.source, Source::Tensors(_))
+        matches!(
+            self.source,
+            Source::Tensors {
+                differentiable: true,
+                ..
+            }
+        )
     }
 
     /// Whether the checkpoint stores a tensor of that name.
     pub fn contains(&self, name: &str) -> bool {
         match &self.source {
             Source::Files { routing, .. } => routing.contains_key(name),
-            Source::Tensors(map) => map.contains_key(name),
+            Source::Tensors { map, .. } => map.contains_key(name),
         }
     }
 
@@ -97,7 +122,7 @@ impl Weights {
                 dtype,
                 device,
             } => (files, routing, *dtype, device),
-            Source::Tensors(map) => {
+            Source::Tensors { map, .. } => {
                 let tensor = map.get(name).ok_or_else(missing)?;
                 if tensor.dims() != expected {
                     return Err(ModelError::ShapeMismatch {

@@ -1,9 +1,23 @@
-//! The pure parts of GRPO with MiMo's recipe: the policy objective, group advantages, dynamic sampling
-//! and the easy-problem pool. The rollout engine and the `rl` job kind build on these (see docs/rl.md).
+//! GRPO with MiMo's recipe (see docs/rl.md): the policy objective, group advantages, dynamic
+//! sampling and the easy-problem pool (pure, tested parts), the rollout engine with rewards scored
+//! in the verifier pool while generation runs, the trainer that ties them to the candle training
+//! stack, and the run loop the `rl` job and `crucible train rl` call.
 
 pub mod advantage;
 pub mod objective;
+pub mod policy;
+pub mod problems;
+pub mod reward;
+pub mod rollout;
+pub mod run;
 pub mod sampling;
+pub mod step_metrics;
+pub mod trainer;
+
+pub use run::{RlHooks, RlOutcome, run};
+pub use trainer::{RlTrainer, StepReport};
+
+use std::path::PathBuf;
 
 /// Why an RL computation refused its input; each variant names the offending argument so a bad job
 /// config or a malformed rollout batch is diagnosable without a debugger.
@@ -21,4 +35,21 @@ pub enum RlError {
     Input { name: &'static str, reason: String },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Generate(#[from] crate::engine::GenerateError),
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
+    #[error(transparent)]
+    Pool(#[from] crate::reward::pool::PoolError),
+    #[error(transparent)]
+    Judge(#[from] crate::reward::code::JudgeError),
+    /// A file could not be written or read.
+    #[error("{}: {message}", path.display())]
+    Io { path: PathBuf, message: String },
 }

@@ -134,6 +134,25 @@ impl<P: Clone + PartialEq> ProblemDrawer<P> {
         })
     }
 
+    /// A drawer continuing a saved state: the main set and the easy pool in their saved order.
+    pub fn restore(
+        main: Vec<P>,
+        easy: Vec<P>,
+        alpha: f64,
+        solved_reward: f32,
+        seed: u64,
+    ) -> Result<Self, RlError> {
+        let mut drawer = Self::new(main, alpha, solved_reward, seed)?;
+        drawer.easy = easy;
+        Ok(drawer)
+    }
+
+    /// Restarts the random generator. The RL loop reseeds at every step from (seed, step), so a
+    /// run resumed from a checkpoint draws exactly what the uninterrupted run would have.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = StdRng::seed_from_u64(seed);
+    }
+
     /// Draws uniformly from the easy pool with probability α, else from the main set; falls back to
     /// whichever is non-empty. `None` only when both are empty.
     pub fn draw(&mut self) -> Option<(P, DrawSource)> {
@@ -290,6 +309,19 @@ mod tests {
         // Binomial(20000, 0.1) has sd ≈ 0.0021; 0.01 is almost 5 sd.
         let share = easy as f64 / draws as f64;
         assert!((share - 0.1).abs() < 0.01, "easy share {share}");
+    }
+
+    #[test]
+    fn restored_and_reseeded_drawers_draw_alike() {
+        let mut a = ProblemDrawer::new((0..20u32).collect(), 0.5, 1.0, 3).unwrap();
+        a.record(&group(4, &[1., 1.]));
+        a.record(&group(9, &[1., 1.]));
+        let mut b =
+            ProblemDrawer::restore(a.main().to_vec(), a.easy().to_vec(), 0.5, 1.0, 99).unwrap();
+        a.reseed(7);
+        b.reseed(7);
+        let draws = |d: &mut ProblemDrawer<u32>| (0..50).map(|_| d.draw()).collect::<Vec<_>>();
+        assert_eq!(draws(&mut a), draws(&mut b));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Resumable checkpoints: one safetensors file holding the weights, AdamW's moments and, in its
 //! metadata, the step, the data stream's cursor (RNG state and position) and the run's config.
-//! Restoring it reproduces the interrupted run bit for bit.
+//! Restoring it reproduces the interrupted run bit for bit. RL checkpoints use the same file layout
+//! ([`write`] / [`read`]) with their own metadata.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -10,7 +11,7 @@ use candle_core::{Device, Tensor};
 use safetensors::SafeTensors;
 
 use super::TrainError;
-use super::config::TrainConfig;
+use super::config::{AdamWConfig, TrainConfig};
 use super::optimizer::AdamW;
 use super::params::Parameters;
 use crate::data::stream::StreamCursor;
@@ -32,26 +33,102 @@ pub struct TrainState {
 
 /// Writes `state` to `path` atomically (temporary file, then rename).
 pub fn save(path: &Path, state: &TrainState, config: &TrainConfig) -> Result<(), TrainError> {
-    let (adam_step, moments) = state.optimizer.state();
+    write(
+        path,
+        FORMAT,
+        &state.params,
+        &state.optimizer,
+        vec![
+            ("step".to_string(), state.step.to_string()),
+            ("cursor".to_string(), to_json(&state.cursor)),
+            ("config".to_string(), to_json(config)),
+        ],
+    )
+}
+
+/// Reads a checkpoint written by [`save`] for the same `config` (other fields than `steps` and
+/// `checkpoint_every` must match, so a resume cannot silently change the run).
+pub fn load(path: &Path, config: &TrainConfig, device: &Device) -> Result<TrainState, TrainError> {
+    let snapshot = read(path, FORMAT, config.optimizer.clone(), device)?;
+    let saved: TrainConfig = snapshot.json("config")?;
+    let comparable = |c: &TrainConfig| TrainConfig {
+        steps: 0,
+        checkpoint_every: 0,
+        ..c.clone()
+    };
+    if comparable(&saved) != comparable(config) {
+        return Err(snapshot.bad(
+            "was written by a run with a different configuration; use a fresh out_dir".into(),
+        ));
+    }
+    Ok(TrainState {
+        cursor: snapshot.json("cursor")?,
+        step: snapshot.number("step")?,
+        params: snapshot.params,
+        optimizer: snapshot.optimizer,
+    })
+}
+
+/// Weights, optimizer state and the run's own metadata, read back from a checkpoint file.
+pub struct Snapshot {
+    pub params: Parameters,
+    pub optimizer: AdamW,
+    path: std::path::PathBuf,
+    meta: HashMap<String, String>,
+}
+
+impl Snapshot {
+    fn bad(&self, message: String) -> TrainError {
+        TrainError::Checkpoint {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    /// A metadata entry.
+    pub fn field(&self, key: &str) -> Result<&str, TrainError> {
+        self.meta
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| self.bad(format!("metadata has no `{key}`")))
+    }
+
+    /// A metadata entry holding an integer.
+    pub fn number(&self, key: &str) -> Result<u64, TrainError> {
+        self.field(key)?
+            .parse()
+            .map_err(|e| self.bad(format!("metadata `{key}`: {e}")))
+    }
+
+    /// A metadata entry holding JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, TrainError> {
+        serde_json::from_str(self.field(key)?)
+            .map_err(|e| self.bad(format!("metadata `{key}`: {e}")))
+    }
+}
+
+/// Writes the weights, AdamW's moments and `meta` (plus the format tag, the optimizer's step and
+/// the model config) to `path` atomically. Shared by pretraining/SFT and RL checkpoints.
+pub fn write(
+    path: &Path,
+    format: &str,
+    params: &Parameters,
+    optimizer: &AdamW,
+    meta: Vec<(String, String)>,
+) -> Result<(), TrainError> {
+    let (adam_step, moments) = optimizer.state();
     let mut tensors: Vec<(String, &Tensor)> = Vec::new();
-    for (name, var) in state.params.iter() {
+    for (name, var) in params.iter() {
         tensors.push((format!("{PARAM}{name}"), var.as_tensor()));
     }
     for (name, (m, v)) in moments {
         tensors.push((format!("{MOMENT1}{name}"), m));
         tensors.push((format!("{MOMENT2}{name}"), v));
     }
-    let metadata = HashMap::from([
-        ("format".to_string(), FORMAT.to_string()),
-        ("step".to_string(), state.step.to_string()),
-        ("adam_step".to_string(), adam_step.to_string()),
-        ("cursor".to_string(), to_json(&state.cursor)),
-        ("config".to_string(), to_json(config)),
-        (
-            "model_config".to_string(),
-            state.params.config_json().to_string(),
-        ),
-    ]);
+    let mut metadata: HashMap<String, String> = meta.into_iter().collect();
+    metadata.insert("format".to_string(), format.to_string());
+    metadata.insert("adam_step".to_string(), adam_step.to_string());
+    metadata.insert("model_config".to_string(), params.config_json().to_string());
     let tmp = path.with_extension("safetensors.tmp");
     let io = |e: &dyn std::fmt::Display| TrainError::Io {
         path: path.to_path_buf(),
@@ -61,9 +138,13 @@ pub fn save(path: &Path, state: &TrainState, config: &TrainConfig) -> Result<(),
     std::fs::rename(&tmp, path).map_err(|e| io(&e))
 }
 
-/// Reads a checkpoint written by [`save`] for the same `config` (other fields than `steps` and
-/// `checkpoint_every` must match, so a resume cannot silently change the run).
-pub fn load(path: &Path, config: &TrainConfig, device: &Device) -> Result<TrainState, TrainError> {
+/// Reads a checkpoint of `format` written by [`write`].
+pub fn read(
+    path: &Path,
+    format: &str,
+    optimizer: AdamWConfig,
+    device: &Device,
+) -> Result<Snapshot, TrainError> {
     let bad = |message: String| TrainError::Checkpoint {
         path: path.to_path_buf(),
         message,
@@ -75,33 +156,9 @@ pub fn load(path: &Path, config: &TrainConfig, device: &Device) -> Result<TrainS
         .metadata()
         .clone()
         .ok_or_else(|| bad("no metadata".into()))?;
-    let field = |key: &str| {
-        meta.get(key)
-            .cloned()
-            .ok_or_else(|| bad(format!("metadata has no `{key}`")))
-    };
-    if field("format")? != FORMAT {
-        return Err(bad(format!("not a {FORMAT} file")));
+    if meta.get("format").map(String::as_str) != Some(format) {
+        return Err(bad(format!("not a {format} file")));
     }
-    let number = |key: &str| -> Result<u64, TrainError> {
-        field(key)?
-            .parse()
-            .map_err(|e| bad(format!("metadata `{key}`: {e}")))
-    };
-    let saved: TrainConfig = serde_json::from_str(&field("config")?)
-        .map_err(|e| bad(format!("metadata `config`: {e}")))?;
-    let comparable = |c: &TrainConfig| TrainConfig {
-        steps: 0,
-        checkpoint_every: 0,
-        ..c.clone()
-    };
-    if comparable(&saved) != comparable(config) {
-        return Err(bad(
-            "was written by a run with a different configuration; use a fresh out_dir".into(),
-        ));
-    }
-    let cursor: StreamCursor = serde_json::from_str(&field("cursor")?)
-        .map_err(|e| bad(format!("metadata `cursor`: {e}")))?;
     let tensor = |name: &str, shape: &[usize]| -> Result<Tensor, TrainError> {
         let view = file
             .tensor(name)
@@ -114,7 +171,11 @@ pub fn load(path: &Path, config: &TrainConfig, device: &Device) -> Result<TrainS
         }
         Ok(view.load(device)?)
     };
-    let params = Parameters::from_lookup(field("model_config")?, |name, shape| {
+    let model_config = meta
+        .get("model_config")
+        .cloned()
+        .ok_or_else(|| bad("metadata has no `model_config`".into()))?;
+    let params = Parameters::from_lookup(model_config, |name, shape| {
         tensor(&format!("{PARAM}{name}"), shape)
     })?;
     let mut moments = BTreeMap::new();
@@ -128,14 +189,19 @@ pub fn load(path: &Path, config: &TrainConfig, device: &Device) -> Result<TrainS
             ),
         );
     }
-    Ok(TrainState {
-        optimizer: AdamW::restore(config.optimizer.clone(), number("adam_step")?, moments),
+    let adam_step = meta
+        .get("adam_step")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("metadata `adam_step` is missing or not a number".into()))?;
+    Ok(Snapshot {
+        optimizer: AdamW::restore(optimizer, adam_step, moments),
         params,
-        step: number("step")?,
-        cursor,
+        path: path.to_path_buf(),
+        meta,
     })
 }
 
-fn to_json(value: &impl serde::Serialize) -> String {
+/// Plain data as checkpoint metadata JSON.
+pub(crate) fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("plain data always serialises")
 }

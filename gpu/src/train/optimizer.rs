@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
 use super::TrainError;
@@ -98,6 +99,25 @@ fn apply(var: &Var, update: &Tensor, lr: f64, weight_decay: Option<f64>) -> Resu
         step = (step + (theta * wd)?)?;
     }
     var.set(&(theta - (step * lr)?)?)?;
+    Ok(())
+}
+
+/// Adds the gradients a `backward` pass stored for `params` into `grads` (summing across
+/// micro-batches); variables the loss did not reach get no entry.
+pub fn accumulate(
+    grads: &mut Gradients,
+    params: &Parameters,
+    store: &GradStore,
+) -> Result<(), TrainError> {
+    for (name, var) in params.iter() {
+        if let Some(g) = store.get(var.as_tensor()) {
+            let sum = match grads.remove(name) {
+                Some(acc) => (acc + g)?,
+                None => g.clone(),
+            };
+            grads.insert(name.clone(), sum);
+        }
+    }
     Ok(())
 }
 

@@ -176,10 +176,24 @@ impl Parameters {
     /// A model whose forward pass is differentiable with respect to these variables. Built per
     /// step: it concatenates the fused q/k/v and gate/up matrices from the current values.
     pub fn model(&self) -> Result<MimoModel, TrainError> {
+        self.build(|t| t.clone(), Weights::from_tensors)
+    }
+
+    /// A model of the current values for generation (RL rollouts): detached tensors and the fused
+    /// inference kernels, so decoding is as fast as a loaded checkpoint and records no graph.
+    pub fn inference_model(&self) -> Result<MimoModel, TrainError> {
+        self.build(Tensor::detach, Weights::from_tensors_for_inference)
+    }
+
+    fn build(
+        &self,
+        take: impl Fn(&Tensor) -> Tensor,
+        weights: impl FnOnce(HashMap<String, Tensor>) -> Weights,
+    ) -> Result<MimoModel, TrainError> {
         let tensors: HashMap<String, Tensor> = self
             .vars
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .map(|(k, v)| (k.clone(), take(v.as_tensor())))
             .collect();
         let device = self
             .vars
@@ -194,7 +208,7 @@ impl Parameters {
         };
         Ok(MimoModel::from_weights(
             self.config.clone(),
-            &Weights::from_tensors(tensors),
+            &weights(tensors),
             &opts,
         )?)
     }

@@ -13,7 +13,7 @@ use super::checkpoint::{self, TrainState};
 use super::config::{DataSource, ModelInit, TrainConfig};
 use super::metrics::MetricsSink;
 use super::objective::{Targets, block_losses};
-use super::optimizer::{AdamW, Gradients, clip_scale, grad_norm};
+use super::optimizer::{AdamW, Gradients, accumulate, clip_scale, grad_norm};
 use super::params::{Parameters, config_json};
 use crate::data::packing::PackedBatch;
 use crate::data::stream::DocumentStream;
@@ -238,16 +238,7 @@ impl Trainer {
                 }
             }
             tokens += block.real_tokens();
-            let store = loss.backward()?;
-            for (name, var) in self.state.params.iter() {
-                if let Some(g) = store.get(var.as_tensor()) {
-                    let sum = match grads.remove(name) {
-                        Some(acc) => (acc + g)?,
-                        None => g.clone(),
-                    };
-                    grads.insert(name.clone(), sum);
-                }
-            }
+            accumulate(&mut grads, &self.state.params, &loss.backward()?)?;
         }
         let per = |sum: f64, n: usize| if n == 0 { 0.0 } else { sum / n as f64 };
         let (next_loss, mtp_loss) = (per(next_sum, next_total), per(mtp_sum, mtp_total));
@@ -283,16 +274,22 @@ impl Trainer {
 
     /// Writes the current model as an HF-format folder (config, weights, tokenizer files).
     pub fn export(&self, dir: &Path) -> Result<(), TrainError> {
-        self.state.params.save_hf(dir)?;
-        for file in ["tokenizer.json", "tokenizer_config.json"] {
-            let from = self.tokenizer_dir.join(file);
-            std::fs::copy(&from, dir.join(file)).map_err(|e| TrainError::Io {
-                path: from.clone(),
-                message: e.to_string(),
-            })?;
-        }
-        Ok(())
+        export(&self.state.params, &self.tokenizer_dir, dir)
     }
+}
+
+/// Writes `params` as an HF-format folder with the tokenizer files of `tokenizer_dir`, so
+/// `MimoModel::load` and the worker can run it (training and RL exports).
+pub fn export(params: &Parameters, tokenizer_dir: &Path, dir: &Path) -> Result<(), TrainError> {
+    params.save_hf(dir)?;
+    for file in ["tokenizer.json", "tokenizer_config.json"] {
+        let from = tokenizer_dir.join(file);
+        std::fs::copy(&from, dir.join(file)).map_err(|e| TrainError::Io {
+            path: from.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 /// Runs (or resumes) `config` to its last step on the best device, reporting each step's metrics

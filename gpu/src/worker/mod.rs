@@ -7,6 +7,8 @@ pub mod client;
 pub mod heartbeat;
 mod run_eval;
 mod run_generate;
+mod run_rl;
+mod run_sink;
 mod run_train;
 
 use client::{ClientError, ServerClient};
@@ -32,7 +34,8 @@ pub struct WorkerConfig {
     pub poll: Duration,
     /// Exit after this many jobs (tests, one-shot runs); run forever when `None`.
     pub max_jobs: Option<usize>,
-    /// Where training jobs write (a relative `out_dir` lands in `<work_dir>/<job id>/`).
+    /// Where training jobs write (a relative `out_dir` lands in `<work_dir>/<job id>/`; RL jobs
+    /// write `<work_dir>/<job id>/rl`).
     pub work_dir: std::path::PathBuf,
 }
 
@@ -111,6 +114,7 @@ fn serve(client: &ServerClient, worker_id: Uuid, config: &WorkerConfig, lease: L
         JobSpec::Pretrain(spec) | JobSpec::Sft(spec) => {
             run_train::run(client, config, &lease, spec, &signals)
         }
+        JobSpec::Rl(spec) => run_rl::run(client, config, &lease, spec, &signals),
     };
     signals.done.store(true, Ordering::Relaxed);
     let _ = beat.join();

@@ -5,52 +5,9 @@
 use super::WorkerConfig;
 use super::client::ServerClient;
 use super::heartbeat::JobSignals;
-use crate::train::{MetricsSink, TrainConfig};
-use crucible_types::{Lease, MetricPoint, ModelSource, RegisterModel, TrainSpec};
-use uuid::Uuid;
-
-/// Points buffered before one upload.
-const FLUSH_EVERY: usize = 64;
-
-/// Sends training metrics to the run as `train/<key>`, in batches.
-struct RunSink<'a> {
-    client: &'a ServerClient,
-    run_id: Uuid,
-    buffer: Vec<MetricPoint>,
-}
-
-impl RunSink<'_> {
-    fn flush(&mut self) {
-        if self.buffer.is_empty() {
-            return;
-        }
-        let points = std::mem::take(&mut self.buffer);
-        if let Err(e) = self.client.log_metrics(self.run_id, points) {
-            tracing::warn!(error = %e, "could not log training metrics");
-        }
-    }
-}
-
-impl MetricsSink for RunSink<'_> {
-    fn record(&mut self, step: u64, values: &[(&str, f64)]) {
-        let step = i64::try_from(step).unwrap_or(i64::MAX);
-        self.buffer
-            .extend(
-                values
-                    .iter()
-                    .filter(|(_, v)| v.is_finite())
-                    .map(|(k, v)| MetricPoint {
-                        key: format!("train/{k}"),
-                        step,
-                        value: *v,
-                        timestamp: None,
-                    }),
-            );
-        if self.buffer.len() >= FLUSH_EVERY {
-            self.flush();
-        }
-    }
-}
+use super::run_sink::RunSink;
+use crate::train::TrainConfig;
+use crucible_types::{Lease, ModelSource, RegisterModel, TrainSpec};
 
 /// Runs the job; `Err` carries the reason it failed.
 pub(super) fn run(
@@ -76,11 +33,7 @@ pub(super) fn run(
             .join(lease.job.id.to_string())
             .join(&train.out_dir);
     }
-    let mut sink = RunSink {
-        client,
-        run_id,
-        buffer: Vec::new(),
-    };
+    let mut sink = RunSink::new(client, run_id, "train/");
     let outcome = crate::train::run(&train, &mut sink, &|done, total| {
         signals.set_progress(done, total, "training")
     });

@@ -106,6 +106,19 @@ async fn project_for(
     .id)
 }
 
+/// A config's scalar settings as run params, so runs compare side by side in the runs table.
+fn scalar_params(config: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+    config
+        .iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k.clone(), s.clone())),
+            serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
+            serde_json::Value::Bool(b) => Some((k.clone(), b.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Validates and enqueues a job, creating its run (and, for evals, one eval record per benchmark).
 pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> Result<Job> {
     if let Some(d) = &req.requirements.device
@@ -211,23 +224,24 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
                 ));
             }
             let project = project_for(conn, team_id, None, TRAINING_PROJECT).await?;
-            // The config's scalar settings become the run's params, so runs compare in the table.
-            let params = config
-                .iter()
-                .filter_map(|(k, v)| match v {
-                    serde_json::Value::String(s) => Some((k.clone(), s.clone())),
-                    serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
-                    serde_json::Value::Bool(b) => Some((k.clone(), b.to_string())),
-                    _ => None,
-                })
-                .collect();
             (
                 project,
                 format!("{kind} {}", t.model_name.clone().unwrap_or_default())
                     .trim()
                     .to_string(),
-                params,
+                scalar_params(config),
             )
+        }
+        JobSpec::Rl(r) => {
+            r.config.validate().map_err(|(field, reason)| {
+                AppError::invalid(format!("spec.config.{field}"), reason)
+            })?;
+            let project = project_for(conn, team_id, None, TRAINING_PROJECT).await?;
+            let config = serde_json::to_value(&r.config).unwrap_or_default();
+            let mut params = config.as_object().map(scalar_params).unwrap_or_default();
+            params.push(("model".to_string(), model_name.clone()));
+            let name = r.model_name.clone().unwrap_or_else(|| model_name.clone());
+            (project, format!("rl {name}"), params)
         }
     };
     let kind = match req.spec.kind() {

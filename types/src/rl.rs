@@ -1,0 +1,355 @@
+//! The `rl` job's configuration: GRPO with MiMo's recipe (clip-higher, token-level loss, dynamic
+//! sampling, easy-data re-sampling), as plain data the server validates, the worker runs and the
+//! dashboard shows.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where RL problems come from. Rewards come from the verifiers of the problems' kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RlData {
+    /// `problems` training-split problems of the synthetic generator, spread evenly over
+    /// `levels` (math, graded by answer equivalence); never overlaps the held-out benchmark.
+    Synthetic {
+        seed: u64,
+        levels: Vec<RlLevel>,
+        problems: usize,
+    },
+    /// An imported dataset (`math`, `code` or `choice` rows) by id.
+    Dataset { id: Uuid },
+}
+
+/// One difficulty of the synthetic generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RlLevel {
+    /// Chained operations (1–6).
+    pub steps: u8,
+    /// Digits per operand (1–4).
+    pub digits: u8,
+}
+
+/// Which code reward a problem with difficulty tiers pays (MiMo §3.2); untiered problems pay the
+/// fraction of tests passed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CodeReward {
+    /// A tier pays only when it and every easier tier fully pass.
+    #[default]
+    Strict,
+    /// Every passing test earns its tier's share.
+    Soft,
+}
+
+/// How per-token losses are averaged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RlLossNormalisation {
+    /// Over all response tokens of the mini-batch (MiMo, DAPO).
+    #[default]
+    Token,
+    /// Per response, then over responses (original GRPO).
+    Sequence,
+}
+
+/// How group advantages are scaled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RlAdvantage {
+    /// (r − mean) / std of the group (GRPO, MiMo).
+    #[default]
+    GroupStd,
+    /// r − mean (Dr. GRPO).
+    NoStd,
+}
+
+/// The periodic held-out eval of an RL run, through the eval harness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct RlEval {
+    /// A built-in benchmark name (`synthetic`, `gsm8k`, …).
+    pub benchmark: String,
+    /// Only the first `limit` problems.
+    pub limit: Option<u32>,
+    /// Samples per problem (pass@1 = avg@n).
+    pub n_samples: u32,
+    /// Sampling temperature (0: greedy).
+    pub temperature: f32,
+    pub max_new_tokens: u32,
+}
+
+impl Default for RlEval {
+    fn default() -> Self {
+        Self {
+            benchmark: "synthetic".into(),
+            limit: None,
+            n_samples: 4,
+            temperature: 0.6,
+            max_new_tokens: 160,
+        }
+    }
+}
+
+/// One RL run. Defaults follow MiMo §3.3 where the report gives a value (ε_low 0.2 / ε_high 0.28
+/// are DAPO's, α = 0.1, rollout temperature 1, no KL); batch sizes and the learning rate are
+/// scaled to a CPU-sized model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct RlConfig {
+    pub data: Vec<RlData>,
+    /// Optimizer steps (one rollout batch each).
+    pub steps: u64,
+    /// Rollouts per problem (G).
+    pub group_size: usize,
+    /// Problems (groups) per rollout batch.
+    pub groups_per_batch: usize,
+    /// Gradient updates per rollout batch; the ratio is taken against the rollout's log-probs.
+    pub mini_batches: usize,
+    /// Prompts longer than this (in tokens) are refused when the problems are loaded.
+    pub max_prompt_tokens: usize,
+    /// Response budget; a longer response is cut and counts as truncated.
+    pub max_new_tokens: u32,
+    /// Rollout temperature (top-p is 1, as in MiMo).
+    pub temperature: f32,
+    pub lr: f64,
+    /// Linear warmup steps of the learning rate.
+    pub warmup_steps: u64,
+    pub weight_decay: f64,
+    /// Global gradient-norm clip (0 disables).
+    pub grad_clip: f64,
+    pub eps_low: f64,
+    pub eps_high: f64,
+    /// k3 KL penalty against the starting policy; off (MiMo) when absent.
+    pub kl_coef: Option<f64>,
+    pub loss: RlLossNormalisation,
+    pub advantage: RlAdvantage,
+    /// Drop groups whose rewards are all equal and refill (MiMo's dynamic sampling).
+    pub dynamic_sampling: bool,
+    /// Rollout rounds per step before training on a short batch (logged, never fatal).
+    pub max_rounds: usize,
+    /// Probability of drawing from the easy pool (problems every rollout solved).
+    pub easy_alpha: f64,
+    pub code_reward: CodeReward,
+    /// Threads of the verifier pool that scores rollouts while generation runs.
+    pub reward_workers: usize,
+    pub seed: u64,
+    /// Save a resumable checkpoint and register it as a model every N steps (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Evaluate every N steps, before the first and after the last (0: only before and after).
+    pub eval_every: u64,
+    /// The periodic eval; none when absent.
+    pub eval: Option<RlEval>,
+    /// Upload every rollout of every step to the run's completions.
+    pub store_rollouts: bool,
+}
+
+impl Default for RlConfig {
+    fn default() -> Self {
+        Self {
+            data: Vec::new(),
+            steps: 100,
+            group_size: 8,
+            groups_per_batch: 16,
+            mini_batches: 2,
+            max_prompt_tokens: 256,
+            max_new_tokens: 128,
+            temperature: 1.0,
+            lr: 1e-4,
+            warmup_steps: 0,
+            weight_decay: 0.0,
+            grad_clip: 1.0,
+            eps_low: 0.2,
+            eps_high: 0.28,
+            kl_coef: None,
+            loss: RlLossNormalisation::Token,
+            advantage: RlAdvantage::GroupStd,
+            dynamic_sampling: true,
+            max_rounds: 4,
+            easy_alpha: 0.1,
+            code_reward: CodeReward::Strict,
+            reward_workers: 2,
+            seed: 0,
+            checkpoint_every: 0,
+            eval_every: 0,
+            eval: Some(RlEval::default()),
+            store_rollouts: true,
+        }
+    }
+}
+
+impl RlConfig {
+    /// The first setting that cannot run, as `(field, reason)`; the server refuses such a job at
+    /// submission and the worker before it loads anything.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let positive = [
+            ("steps", self.steps as usize),
+            ("group_size", self.group_size),
+            ("groups_per_batch", self.groups_per_batch),
+            ("mini_batches", self.mini_batches),
+            ("max_prompt_tokens", self.max_prompt_tokens),
+            ("max_new_tokens", self.max_new_tokens as usize),
+            ("max_rounds", self.max_rounds),
+            ("reward_workers", self.reward_workers),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err((name, "must be at least 1".into()));
+        }
+        if self.group_size < 2 {
+            return Err((
+                "group_size",
+                "GRPO needs at least 2 rollouts per problem".into(),
+            ));
+        }
+        if self.mini_batches > self.groups_per_batch * self.group_size {
+            return Err((
+                "mini_batches",
+                "cannot exceed the rollouts per batch (groups_per_batch × group_size)".into(),
+            ));
+        }
+        if self.data.is_empty() {
+            return Err(("data", "name at least one problem source".into()));
+        }
+        for d in &self.data {
+            if let RlData::Synthetic {
+                levels, problems, ..
+            } = d
+            {
+                if levels.is_empty() || *problems == 0 {
+                    return Err((
+                        "data",
+                        "a synthetic source needs levels and problems > 0".into(),
+                    ));
+                }
+                if levels
+                    .iter()
+                    .any(|l| !(1..=6).contains(&l.steps) || !(1..=4).contains(&l.digits))
+                {
+                    return Err(("data", "levels need steps in 1–6 and digits in 1–4".into()));
+                }
+            }
+        }
+        let finite_non_negative = [
+            ("lr", self.lr),
+            ("weight_decay", self.weight_decay),
+            ("grad_clip", self.grad_clip),
+            ("eps_low", self.eps_low),
+            ("eps_high", self.eps_high),
+            ("kl_coef", self.kl_coef.unwrap_or(0.0)),
+        ];
+        if let Some((name, v)) = finite_non_negative
+            .iter()
+            .find(|(_, v)| !(v.is_finite() && *v >= 0.0))
+        {
+            return Err((name, format!("must be a finite number ≥ 0, got {v}")));
+        }
+        if self.lr == 0.0 {
+            return Err(("lr", "must be positive".into()));
+        }
+        if self.eps_low >= 1.0 {
+            return Err(("eps_low", "must be below 1".into()));
+        }
+        if !(0.0..=1.0).contains(&self.easy_alpha) {
+            return Err(("easy_alpha", "must be a probability in [0, 1]".into()));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err((
+                "temperature",
+                "must be positive: the ratio needs the sampling policy's log-probabilities".into(),
+            ));
+        }
+        if let Some(e) = &self.eval
+            && (e.n_samples == 0 || e.max_new_tokens == 0 || e.benchmark.trim().is_empty())
+        {
+            return Err((
+                "eval",
+                "needs a benchmark, n_samples ≥ 1 and max_new_tokens ≥ 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An `rl` job: start from a registered model, train with `config`, register checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RlSpec {
+    /// The starting policy (a local HF folder or checkpoint model).
+    pub model_id: Uuid,
+    pub config: RlConfig,
+    /// Checkpoints are registered as `<model_name>-step<N>` (default `rl-<job id prefix>`).
+    #[serde(default)]
+    pub model_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> RlConfig {
+        RlConfig {
+            data: vec![RlData::Synthetic {
+                seed: 1,
+                levels: vec![RlLevel {
+                    steps: 1,
+                    digits: 1,
+                }],
+                problems: 10,
+            }],
+            ..RlConfig::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_mimo_and_validate() {
+        let c = valid();
+        assert_eq!((c.eps_low, c.eps_high, c.easy_alpha), (0.2, 0.28, 0.1));
+        assert!(c.kl_coef.is_none() && c.dynamic_sampling);
+        assert_eq!(c.validate(), Ok(()));
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(serde_json::from_value::<RlConfig>(json).unwrap(), c);
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let field = |c: RlConfig| c.validate().unwrap_err().0;
+        assert_eq!(field(RlConfig::default()), "data");
+        assert_eq!(
+            field(RlConfig {
+                group_size: 1,
+                ..valid()
+            }),
+            "group_size"
+        );
+        assert_eq!(
+            field(RlConfig {
+                temperature: 0.0,
+                ..valid()
+            }),
+            "temperature"
+        );
+        assert_eq!(
+            field(RlConfig {
+                easy_alpha: 1.5,
+                ..valid()
+            }),
+            "easy_alpha"
+        );
+        assert_eq!(
+            field(RlConfig {
+                mini_batches: 1000,
+                ..valid()
+            }),
+            "mini_batches"
+        );
+        assert!(serde_json::from_str::<RlConfig>(r#"{"group_sise": 4}"#).is_err());
+    }
+}
