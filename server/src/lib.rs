@@ -77,5 +77,13 @@ pub async fn serve_state(
     listener: tokio::net::TcpListener,
     state: AppState,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Pages stream in several chunks: without TCP_NODELAY, Nagle's algorithm and the client's
+    // delayed ACK hold each page back by ~40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app(state)).await
 }

@@ -2,17 +2,21 @@
 //! linking to that eval; sortable by any benchmark or the mean, filterable by team.
 
 use super::{param, parsed, with_param};
-use crate::api::fetch_leaderboard;
+use crate::api::{LEADERBOARD_PAGE, fetch_leaderboard};
 use crate::components::{ErrorBox, Loading};
 use crate::live::use_live;
+use crate::pages::runs::Pager;
+#[cfg(any(feature = "ssr", test))]
 use crucible_types::LeaderboardRow;
 use leptos::prelude::*;
 use leptos_router::components::{A, Form};
 use leptos_router::hooks::use_query_map;
+#[cfg(any(feature = "ssr", test))]
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// One model's row: its cells by benchmark.
+#[cfg(any(feature = "ssr", test))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelRow {
     /// Model id.
@@ -23,6 +27,7 @@ pub struct ModelRow {
     pub cells: BTreeMap<String, LeaderboardRow>,
 }
 
+#[cfg(any(feature = "ssr", test))]
 impl ModelRow {
     /// Mean score over the benchmarks it has.
     pub fn mean(&self) -> f64 {
@@ -33,6 +38,7 @@ impl ModelRow {
     }
 }
 
+#[cfg(any(feature = "ssr", test))]
 /// Pivots cells into rows and columns, sorted by `sort` (a benchmark, `mean`, or `model`), best
 /// first; a model without a score on the sort column goes last.
 pub fn pivot(rows: Vec<LeaderboardRow>, sort: &str) -> (Vec<String>, Vec<ModelRow>) {
@@ -66,30 +72,35 @@ pub fn pivot(rows: Vec<LeaderboardRow>, sort: &str) -> (Vec<String>, Vec<ModelRo
     (benchmarks, models)
 }
 
-/// `/leaderboard[?team=<id>][&sort=<benchmark>|mean|model]`.
+/// `/leaderboard[?team=<id>][&sort=<benchmark>|mean|model][&page=n]`.
 #[component]
 pub fn LeaderboardPage() -> impl IntoView {
     let query = use_query_map();
     let live = use_live();
     let data = Resource::new(
-        move || (parsed::<Uuid>(&query.get(), "team"), live.tick.get()),
-        |(team, _)| fetch_leaderboard(team),
+        move || {
+            let q = query.get();
+            let sort = param(&q, "sort").unwrap_or_else(|| "mean".into());
+            let page = parsed::<i64>(&q, "page").unwrap_or(0).max(0);
+            (parsed::<Uuid>(&q, "team"), sort, page, live.tick.get())
+        },
+        |(team, sort, page, _)| fetch_leaderboard(team, sort, page),
     );
     view! {
         <h1>"Leaderboard"</h1>
         <Transition fallback=Loading>
-            {move || Suspend::new(async move {
+            {move || data.get().map(|result| {
                 let q = query.get_untracked();
                 let sort = param(&q, "sort").unwrap_or_else(|| "mean".into());
                 let team = param(&q, "team").unwrap_or_default();
-                match data.await {
+                let page = parsed::<i64>(&q, "page").unwrap_or(0).max(0);
+                match result {
                     Err(e) => view! { <ErrorBox message=e.to_string()/> }.into_any(),
                     Ok(v) => {
-                        let (benchmarks, models) = pivot(v.rows, &sort);
                         let sorted_by = sort.clone();
                         let header = |col: String, label: String| {
                             let arrow = if col == sorted_by { " ▼" } else { "" };
-                            view! { <th><A href=with_param(&q, "sort", &col, &[])>{format!("{label}{arrow}")}</A></th> }
+                            view! { <th><A href=with_param(&q, "sort", &col, &["page"])>{format!("{label}{arrow}")}</A></th> }
                         };
                         view! {
                             <Form method="GET" action="">
@@ -105,37 +116,33 @@ pub fn LeaderboardPage() -> impl IntoView {
                                     <button type="submit">"Filter"</button>
                                 </div>
                             </Form>
-                            <p class="muted">{format!("{} models × {} benchmarks · pass@1 (avg@n) with 95% bootstrap intervals · ⚠ = benchmark overlaps the model's training data", models.len(), benchmarks.len())}</p>
+                            <p class="muted">{format!("{} models × {} benchmarks · pass@1 (avg@n) with 95% bootstrap intervals · ⚠ = benchmark overlaps the model's training data", v.total_models, v.benchmarks.len())}</p>
                             <table class="grid-table leaderboard" id="leaderboard">
                                 <thead><tr>
                                     {header("model".into(), "Model".into())}
                                     {header("mean".into(), "Mean".into())}
-                                    {benchmarks.iter().map(|b| header(b.clone(), b.clone())).collect_view()}
+                                    {v.benchmarks.iter().map(|b| header(b.clone(), b.clone())).collect_view()}
                                 </tr></thead>
                                 <tbody>
-                                    {models.into_iter().map(|m| {
-                                        let mean = format!("{:.3}", m.mean());
-                                        view! {
-                                            <tr data-model=m.model_id.to_string()>
-                                                <td>{m.name.clone()}</td>
-                                                <td>{mean}</td>
-                                                {benchmarks.iter().map(|b| match m.cells.get(b) {
-                                                    None => view! { <td class="muted">"–"</td> }.into_any(),
-                                                    Some(c) => view! {
-                                                        <td class="cell">
-                                                            <A href=format!("/evals/{}", c.eval_id)>{format!("{:.3}", c.score)}</A>
-                                                            {c.contaminated.then_some(" ⚠")}
-                                                            {c.ci_low.zip(c.ci_high).map(|(l, h)| view! {
-                                                                <span class="ci">{format!(" [{l:.2}, {h:.2}]")}</span>
-                                                            })}
-                                                        </td>
-                                                    }.into_any(),
-                                                }).collect_view()}
-                                            </tr>
-                                        }
+                                    {v.rows.into_iter().map(|m| view! {
+                                        <tr data-model=m.model_id.to_string()>
+                                            <td>{m.name}</td>
+                                            <td>{format!("{:.3}", m.mean)}</td>
+                                            {m.cells.into_iter().map(|cell| match cell {
+                                                None => view! { <td class="muted">"–"</td> }.into_any(),
+                                                Some(c) => view! {
+                                                    <td class="cell">
+                                                        <A href=format!("/evals/{}", c.eval_id)>{format!("{:.3}", c.score)}</A>
+                                                        {c.contaminated.then_some(" ⚠")}
+                                                        {c.ci.map(|(l, h)| view! { <span class="ci">{format!(" [{l:.2}, {h:.2}]")}</span> })}
+                                                    </td>
+                                                }.into_any(),
+                                            }).collect_view()}
+                                        </tr>
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                            <Pager q=q.clone() total=v.total_models page=page per_page=LEADERBOARD_PAGE/>
                         }.into_any()
                     }
                 }
