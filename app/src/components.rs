@@ -23,6 +23,53 @@ pub fn Badge(text: String) -> impl IntoView {
     view! { <span class=class data-status=status>{text}</span> }
 }
 
+/// One model output as the sample browser and the rollout view show it.
+pub struct CompletionCells {
+    /// Sample (rollout) index within its problem.
+    pub idx: i32,
+    /// The answer the verifier extracted, where it reports one.
+    pub extracted: Option<String>,
+    /// The verifier's verdict.
+    pub verdict: String,
+    /// Reward, where one was computed.
+    pub reward: Option<f64>,
+    /// Right or wrong, where graded (colours the row).
+    pub correct: Option<bool>,
+    /// Generated tokens.
+    pub tokens: i32,
+    /// Cut off by the token budget.
+    pub truncated: bool,
+    /// The text.
+    pub completion: String,
+}
+
+/// The completions of one prompt: eval samples and RL rollouts share this table.
+#[component]
+pub fn CompletionTable(rows: Vec<CompletionCells>, show_extracted: bool) -> impl IntoView {
+    view! {
+        <table class="grid-table">
+            <thead><tr>
+                <th>"#"</th>
+                {show_extracted.then(|| view! { <th>"extracted"</th> })}
+                <th>"verdict"</th><th>"reward"</th><th>"tokens"</th><th>"truncated"</th><th>"completion"</th>
+            </tr></thead>
+            <tbody>
+                {rows.into_iter().map(|c| view! {
+                    <tr class=match c.correct { Some(true) => "right", Some(false) => "wrong", None => "" }>
+                        <td>{c.idx}</td>
+                        {show_extracted.then(|| view! { <td>{c.extracted.unwrap_or_default()}</td> })}
+                        <td>{c.verdict}</td>
+                        <td>{c.reward.map(|r| format!("{r:.2}")).unwrap_or_default()}</td>
+                        <td>{c.tokens}</td>
+                        <td>{if c.truncated { "yes" } else { "" }}</td>
+                        <td><pre class="completion">{c.completion}</pre></td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
 /// `2026-11-28 10:42:03` in UTC: stable between server render and hydration.
 pub fn when(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()

@@ -3,7 +3,9 @@
 
 use super::{param, parsed, with_param};
 use crate::api::{SAMPLE_PAGE, fetch_eval, fetch_evals, fetch_samples};
-use crate::components::{Badge, ErrorBox, Loading, score_with_ci, when};
+use crate::components::{
+    Badge, CompletionCells, CompletionTable, ErrorBox, Loading, score_with_ci, when,
+};
 use crate::live::use_live;
 use crucible_types::{EvalScore, SampleFilter};
 use leptos::prelude::*;
@@ -165,22 +167,16 @@ pub fn EvalPage() -> impl IntoView {
                                     <details class=class data-problem=p.problem_id.clone()>
                                         <summary>{format!("#{} {} · {}/{n} correct", p.problem_idx, p.problem_id, p.correct)}</summary>
                                         <pre class="prompt">{prompt}</pre>
-                                        <table class="grid-table">
-                                            <thead><tr><th>"#"</th><th>"extracted"</th><th>"verdict"</th><th>"reward"</th><th>"tokens"</th><th>"truncated"</th><th>"completion"</th></tr></thead>
-                                            <tbody>
-                                                {p.samples.into_iter().map(|s| view! {
-                                                    <tr class=if s.correct { "right" } else { "wrong" }>
-                                                        <td>{s.sample_idx}</td>
-                                                        <td>{s.extracted.unwrap_or_default()}</td>
-                                                        <td>{s.verdict}</td>
-                                                        <td>{format!("{:.2}", s.reward)}</td>
-                                                        <td>{s.tokens}</td>
-                                                        <td>{if s.truncated { "yes" } else { "" }}</td>
-                                                        <td><pre class="completion">{s.completion}</pre></td>
-                                                    </tr>
-                                                }).collect_view()}
-                                            </tbody>
-                                        </table>
+                                        <CompletionTable show_extracted=true rows=p.samples.into_iter().map(|s| CompletionCells {
+                                            idx: s.sample_idx,
+                                            extracted: s.extracted,
+                                            verdict: s.verdict,
+                                            reward: Some(s.reward),
+                                            correct: Some(s.correct),
+                                            tokens: s.tokens,
+                                            truncated: s.truncated,
+                                            completion: s.completion,
+                                        }).collect()/>
                                     </details>
                                 }
                             }).collect_view()}

@@ -4,7 +4,9 @@
 use super::parsed;
 use crate::api::{RunDetail, fetch_charts, fetch_completions, fetch_run};
 use crate::chart::{Line, LineChart, PALETTE, XAxis};
-use crate::components::{Badge, ErrorBox, Loading, when, when_opt};
+use crate::components::{
+    Badge, CompletionCells, CompletionTable, ErrorBox, Loading, when, when_opt,
+};
 use crate::live::use_live;
 use leptos::prelude::*;
 use leptos_router::components::{A, Form};
@@ -217,21 +219,16 @@ fn Rollouts(view: crate::api::RolloutsView) -> impl IntoView {
                     <details class="group">
                         <summary>{format!("group {g} · {problem} · {} completions · mean reward {mean:.3}", items.len())}</summary>
                         <pre class="prompt">{prompt}</pre>
-                        <table class="grid-table">
-                            <thead><tr><th>"#"</th><th>"reward"</th><th>"verdict"</th><th>"tokens"</th><th>"truncated"</th><th>"completion"</th></tr></thead>
-                            <tbody>
-                                {items.into_iter().map(|c| view! {
-                                    <tr>
-                                        <td>{c.sample_idx}</td>
-                                        <td>{c.reward.map(|r| format!("{r:.3}")).unwrap_or_default()}</td>
-                                        <td>{c.verdict.clone().unwrap_or_default()}</td>
-                                        <td>{c.tokens}</td>
-                                        <td>{if c.truncated { "yes" } else { "" }}</td>
-                                        <td><pre class="completion">{c.completion}</pre></td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
+                        <CompletionTable show_extracted=false rows=items.into_iter().map(|c| CompletionCells {
+                            idx: c.sample_idx,
+                            extracted: None,
+                            verdict: c.verdict.unwrap_or_default(),
+                            reward: c.reward,
+                            correct: None,
+                            tokens: c.tokens,
+                            truncated: c.truncated,
+                            completion: c.completion,
+                        }).collect()/>
                     </details>
                 }
             }).collect_view()}
