@@ -45,6 +45,8 @@ enum Command {
     Jobs(cmd::jobs::Args),
     /// Show the team leaderboard.
     Leaderboard(cmd::leaderboard::Args),
+    /// Compare two evals of one benchmark: paired difference with its interval, per subset.
+    Compare(cmd::compare::Args),
     /// Manage datasets.
     #[command(subcommand)]
     Dataset(cmd::dataset::Command),
@@ -71,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         Command::Submit(c) => cmd::submit::run(c),
         Command::Jobs(args) => cmd::jobs::run(args),
         Command::Leaderboard(args) => cmd::leaderboard::run(args),
+        Command::Compare(args) => cmd::compare::run(args),
         Command::Dataset(c) => cmd::dataset::run(c),
     }
 }

@@ -84,6 +84,71 @@ impl Server {
             .expect("cannot start `crucible worker`")
     }
 
+    /// Registers the shipped small model and returns it.
+    async fn register_small_model(&self) -> Value {
+        self.post(
+            "/models",
+            json!({ "name": "crucible-mimo-small", "source": { "kind": "hf_local", "path": SMALL_MODEL } }),
+        )
+        .await
+    }
+
+    /// Submits a job with `spec`, runs one `crucible worker --max-jobs 1` (set up by `configure`)
+    /// until it exits, and returns the job, which must have succeeded.
+    async fn run_job(
+        &self,
+        spec: Value,
+        configure: impl FnOnce(&mut Command) -> &mut Command,
+    ) -> Value {
+        let job = self.post("/jobs", json!({ "spec": spec })).await;
+        let mut worker = self.worker(|c| configure(c.args(["--max-jobs", "1"])));
+        let done = self
+            .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(600))
+            .await;
+        assert!(
+            worker.wait().unwrap().success(),
+            "the worker exits after its one job"
+        );
+        assert_eq!(done["status"], "succeeded", "{done}");
+        done
+    }
+
+    /// Asserts that submitting `spec` is refused with 422 (and so queues nothing).
+    async fn refused(&self, spec: Value, why: &str) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/jobs", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({ "spec": spec }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{why}");
+    }
+
+    /// The steps of the checkpoint models named `<prefix>-step<N>`, sorted; each must be a
+    /// checkpoint of `run_id`.
+    async fn checkpoint_steps(&self, prefix: &str, run_id: &str) -> Vec<i64> {
+        let models = self.get("/models").await;
+        let mut steps: Vec<i64> = models
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| {
+                m["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&format!("{prefix}-step")))
+            })
+            .map(|m| {
+                assert_eq!(m["source"]["kind"], "checkpoint");
+                assert_eq!(m["source"]["run_id"].as_str(), Some(run_id));
+                m["source"]["step"].as_i64().unwrap()
+            })
+            .collect();
+        steps.sort_unstable();
+        steps
+    }
+
     /// Polls the job until it ends or `timeout` passes.
     async fn wait_job(&self, id: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
@@ -101,6 +166,9 @@ impl Server {
         }
     }
 }
+
+/// The shipped small model.
+const SMALL_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/crucible-mimo-small");
 
 fn fixture_model() -> String {
     concat!(
@@ -240,27 +308,13 @@ async fn eval_job_survives_a_killed_worker(pool: PgPool) {
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]
 async fn shipped_model_on_the_synthetic_benchmark_needs_no_data(pool: PgPool) {
     let server = Server::start(&pool).await;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/crucible-mimo-small");
-    let model = server
-        .post(
-            "/models",
-            json!({ "name": "crucible-mimo-small", "source": { "kind": "hf_local", "path": dir } }),
-        )
-        .await;
-    let job = server
-        .post("/jobs", json!({ "spec": { "kind": "eval", "model_id": model["id"], "benchmarks": ["synthetic"], "limit": 20, "preset": "greedy" } }))
-        .await;
-    let mut worker = server.worker(|c| c.args(["--max-jobs", "1"]).env_remove("CRUCIBLE_DATA_DIR"));
+    let model = server.register_small_model().await;
+    let spec = json!({ "kind": "eval", "model_id": model["id"], "benchmarks": ["synthetic"], "limit": 20, "preset": "greedy" });
     let done = server
-        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(300))
+        .run_job(spec, |c| c.env_remove("CRUCIBLE_DATA_DIR"))
         .await;
-    assert!(
-        worker.wait().unwrap().success(),
-        "the worker exits after its one job"
-    );
-    assert_eq!(done["status"], "succeeded", "{done}");
     let evals = server
-        .get(&format!("/evals?job_id={}", job["id"].as_str().unwrap()))
+        .get(&format!("/evals?job_id={}", done["id"].as_str().unwrap()))
         .await;
     assert_eq!(evals[0]["problems"], 20);
     let samples = server
@@ -293,45 +347,89 @@ async fn shipped_model_on_the_synthetic_benchmark_needs_no_data(pool: PgPool) {
     );
 }
 
+/// `crucible compare` pairs two evals of the shipped model problem by problem: the difference it
+/// reports is that of the two pass@1 scores, and the synthetic levels are compared separately.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn compare_pairs_two_evals_by_problem(pool: PgPool) {
+    let server = Server::start(&pool).await;
+    let model = server.register_small_model().await;
+    // 250 level-1 problems come first: 260 reach into level 2.
+    let mut evals = Vec::new();
+    for sampling in [json!({ "preset": "greedy" }), json!({ "preset": "mimo", "n_samples": 2 })] {
+        let mut spec = json!({ "kind": "eval", "model_id": model["id"], "benchmarks": ["synthetic"], "limit": 260 });
+        spec.as_object_mut()
+            .unwrap()
+            .extend(sampling.as_object().unwrap().clone());
+        let done = server.run_job(spec, |c| c).await;
+        let eval = server
+            .get(&format!("/evals?job_id={}", done["id"].as_str().unwrap()))
+            .await[0]
+            .clone();
+        evals.push(eval);
+    }
+    let pass1 = |eval: &Value| {
+        eval["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["metric"] == "pass@1")
+            .unwrap()["value"]
+            .as_f64()
+            .unwrap()
+    };
+    let mut compare = Command::new(env!("CARGO_BIN_EXE_crucible"));
+    compare
+        .args(["compare", "--server", &server.base])
+        .args(evals.iter().map(|e| e["id"].as_str().unwrap()))
+        .env("RUST_LOG", "warn");
+    // Off the runtime's thread: the server answering the command runs on it.
+    let out = tokio::task::spawn_blocking(move || compare.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let row = |subset: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(subset))
+            .unwrap_or_else(|| panic!("no {subset} row in:\n{text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let all = row("all");
+    assert_eq!(all[1], "260", "{text}");
+    let difference: f64 = all[8].parse().unwrap();
+    assert!(
+        (difference - (pass1(&evals[1]) - pass1(&evals[0]))).abs() < 1e-3,
+        "{text}"
+    );
+    assert_eq!(row("synthetic-s1d1")[1], "250");
+    assert_eq!(row("synthetic-s2d2")[1], "10");
+}
+
 /// An SFT job fine-tunes the shipped model for a few steps: its loss curve lands on the run and the
 /// result is registered as a checkpoint model that loads.
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]
 async fn sft_job_streams_metrics_and_registers_its_model(pool: PgPool) {
     let server = Server::start(&pool).await;
     let work = std::env::temp_dir().join(format!("crucible-e2e-sft-{}", std::process::id()));
-    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/crucible-mimo-small");
     let config = json!({
-        "kind": "sft", "init": { "from": { "dir": base } },
+        "kind": "sft", "init": { "from": { "dir": SMALL_MODEL } },
         "data": { "synthetic": { "seed": 3, "max_steps": 2, "max_digits": 2 } },
         "out_dir": "sft", "seq_len": 128, "micro_batch": 2, "grad_accum": 1, "steps": 3,
         "schedule": { "kind": "constant", "warmup": 0 }, "seed": 1
     });
-    let bad = json!({ "spec": { "kind": "sft", "config": { "kind": "pretrain", "steps": 3 } } });
-    let r = server
-        .http
-        .post(format!("{}/api/v1/jobs", server.base))
-        .bearer_auth(&server.token)
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        422,
-        "a pretrain config in an sft job is refused"
-    );
-    let job = server
-        .post(
-            "/jobs",
-            json!({ "spec": { "kind": "sft", "config": config, "model_name": "small-sft-e2e" } }),
+    server
+        .refused(
+            json!({ "kind": "sft", "config": { "kind": "pretrain", "steps": 3 } }),
+            "a pretrain config in an sft job is refused",
         )
         .await;
-    let mut worker = server.worker(|c| c.args(["--max-jobs", "1"]).env("CRUCIBLE_HOME", &work));
+    let spec = json!({ "kind": "sft", "config": config, "model_name": "small-sft-e2e" });
     let done = server
-        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(600))
+        .run_job(spec, |c| c.env("CRUCIBLE_HOME", &work))
         .await;
-    assert!(worker.wait().unwrap().success());
-    assert_eq!(done["status"], "succeeded", "{done}");
     let run_id = done["run_id"].as_str().unwrap();
     let run = server.get(&format!("/runs/{run_id}")).await;
     assert_eq!(
@@ -371,46 +469,23 @@ async fn sft_job_streams_metrics_and_registers_its_model(pool: PgPool) {
 async fn rl_job_logs_metrics_stores_rollouts_and_registers_checkpoints(pool: PgPool) {
     let server = Server::start(&pool).await;
     let work = std::env::temp_dir().join(format!("crucible-e2e-rl-{}", std::process::id()));
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/crucible-mimo-small");
-    let model = server
-        .post(
-            "/models",
-            json!({ "name": "crucible-mimo-small", "source": { "kind": "hf_local", "path": dir } }),
-        )
-        .await;
+    let model = server.register_small_model().await;
     let config = json!({
         "data": [{ "synthetic": { "seed": 4, "levels": [{ "steps": 1, "digits": 1 }], "problems": 16 } }],
         "steps": 2, "group_size": 4, "groups_per_batch": 2, "mini_batches": 2, "max_new_tokens": 40,
         "lr": 1e-4, "checkpoint_every": 1, "seed": 3,
         "eval": { "benchmark": "synthetic", "limit": 8, "n_samples": 1, "temperature": 0.0, "max_new_tokens": 40 }
     });
-    let bad =
-        json!({ "spec": { "kind": "rl", "model_id": model["id"], "config": { "group_size": 1 } } });
-    let r = server
-        .http
-        .post(format!("{}/api/v1/jobs", server.base))
-        .bearer_auth(&server.token)
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        422,
-        "an invalid RL config is refused at submission"
-    );
-    let job = server
-        .post(
-            "/jobs",
-            json!({ "spec": { "kind": "rl", "model_id": model["id"], "config": config, "model_name": "rl-e2e" } }),
+    server
+        .refused(
+            json!({ "kind": "rl", "model_id": model["id"], "config": { "group_size": 1 } }),
+            "an invalid RL config is refused at submission",
         )
         .await;
-    let mut worker = server.worker(|c| c.args(["--max-jobs", "1"]).env("CRUCIBLE_HOME", &work));
+    let spec = json!({ "kind": "rl", "model_id": model["id"], "config": config, "model_name": "rl-e2e" });
     let done = server
-        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(600))
+        .run_job(spec, |c| c.env("CRUCIBLE_HOME", &work))
         .await;
-    assert!(worker.wait().unwrap().success());
-    assert_eq!(done["status"], "succeeded", "{done}");
     let run_id = done["run_id"].as_str().unwrap();
     let run = server.get(&format!("/runs/{run_id}")).await;
     assert_eq!(
@@ -453,19 +528,91 @@ async fn rl_job_logs_metrics_stores_rollouts_and_registers_checkpoints(pool: PgP
         assert!(r["reward"].is_number() && r["verdict"].is_string(), "{r}");
         assert!(r["prompt"].as_str().unwrap().contains('?'), "{r}");
     }
-    let models = server.get("/models").await;
-    let mut steps: Vec<i64> = models
-        .as_array()
+    assert_eq!(server.checkpoint_steps("rl-e2e", run_id).await, [1, 2]);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// A worker SIGKILLed in the middle of an RL job: the job's next lease resumes the run from its
+/// last checkpoint on the same machine (it does not start over), and the run ends with every
+/// step's metrics, rollouts and checkpoint model exactly once.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn rl_job_resumes_after_a_killed_worker(pool: PgPool) {
+    const STEPS: i64 = 8;
+    let server = Server::start(&pool).await;
+    let work = std::env::temp_dir().join(format!("crucible-e2e-rl-kill-{}", std::process::id()));
+    let model = server.register_small_model().await;
+    let config = json!({
+        "data": [{ "synthetic": { "seed": 5, "levels": [{ "steps": 1, "digits": 1 }], "problems": 32 } }],
+        "steps": STEPS, "group_size": 4, "groups_per_batch": 2, "mini_batches": 1, "max_new_tokens": 40,
+        "lr": 1e-4, "checkpoint_every": 1, "eval_every": 0, "seed": 9,
+        "eval": { "benchmark": "synthetic", "limit": 4, "n_samples": 1, "temperature": 0.0, "max_new_tokens": 40 }
+    });
+    let job = server
+        .post("/jobs", json!({ "spec": { "kind": "rl", "model_id": model["id"], "config": config, "model_name": "rl-kill" } }))
+        .await;
+    let job_id = job["id"].as_str().unwrap();
+    let run_id = job["run_id"].as_str().unwrap();
+    let history = |key: &str| format!("/runs/{run_id}/metrics/history?key={key}");
+    let logged_steps = async |key: &str| -> Vec<i64> {
+        let steps = server.get(&history(key)).await["steps"].clone();
+        serde_json::from_value(steps).unwrap_or_default()
+    };
+
+    // Step 2's metrics are logged after step 1's checkpoint is written: kill then.
+    let mut first = server.worker(|c| c.env("CRUCIBLE_HOME", &work));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !logged_steps("rollout/reward_mean").await.contains(&2) {
+        assert!(Instant::now() < deadline, "the first worker logged no step 2");
+        assert!(first.try_wait().unwrap().is_none(), "the first worker exited early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().unwrap(); // SIGKILL: the lease just stops being renewed
+    first.wait().unwrap();
+    let at_kill = logged_steps("rollout/reward_mean").await;
+    assert!(
+        !at_kill.contains(&STEPS),
+        "the kill came after the last step: {at_kill:?}"
+    );
+
+    let second = server.worker(|c| {
+        c.args(["--max-jobs", "1"])
+            .env("CRUCIBLE_HOME", &work)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+    });
+    let done = server.wait_job(job_id, Duration::from_secs(600)).await;
+    // Off the runtime's thread: the worker may still talk to the server while it exits.
+    let output = tokio::task::spawn_blocking(move || second.wait_with_output())
+        .await
         .unwrap()
-        .iter()
-        .filter(|m| m["name"].as_str().unwrap_or("").starts_with("rl-e2e-step"))
-        .map(|m| {
-            assert_eq!(m["source"]["kind"], "checkpoint");
-            assert_eq!(m["source"]["run_id"].as_str(), Some(run_id));
-            m["source"]["step"].as_i64().unwrap()
-        })
-        .collect();
-    steps.sort_unstable();
-    assert_eq!(steps, [1, 2]);
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(done["status"], "succeeded", "{done}\n{log}");
+    assert_eq!(done["attempts"], 2, "the second lease finished the job");
+    assert!(
+        log.lines().any(|l| l.contains("resuming RL run")),
+        "the second attempt resumed from the checkpoint instead of starting over:\n{log}"
+    );
+
+    let all: Vec<i64> = (1..=STEPS).collect();
+    for key in ["rollout/reward_mean", "train/loss", "time/step_s"] {
+        assert_eq!(logged_steps(key).await, all, "{key}");
+    }
+    assert_eq!(logged_steps("eval/synthetic/pass@1").await, [0, STEPS]);
+    assert_eq!(server.checkpoint_steps("rl-kill", run_id).await, all);
+    for step in [1, STEPS] {
+        let rollouts = server
+            .get(&format!("/runs/{run_id}/completions?step={step}&limit=1000"))
+            .await;
+        let rollouts = rollouts.as_array().unwrap();
+        assert!(
+            rollouts.len() >= 8 && rollouts.len() % 4 == 0,
+            "step {step}: {rollouts:?}"
+        );
+        assert!(rollouts.iter().all(|r| r["verdict"].is_string()));
+    }
+    let run = server.get(&format!("/runs/{run_id}")).await;
+    assert_eq!(run["status"], "finished");
     let _ = std::fs::remove_dir_all(&work);
 }

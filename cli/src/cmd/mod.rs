@@ -8,6 +8,7 @@ pub mod bench_server;
 pub mod bench_tracking;
 pub mod bench_train;
 pub mod bench_verify;
+pub mod compare;
 pub mod dataset;
 pub mod db;
 pub mod generate;

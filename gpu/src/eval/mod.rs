@@ -6,6 +6,7 @@
 //! the same thing wherever it was computed. See `docs/eval.md`.
 
 pub mod benchmark;
+pub mod compare;
 pub mod generator;
 pub mod grade;
 mod loaders;

@@ -81,12 +81,15 @@ pub fn run(
         evals.push((step, report));
         Ok(())
     };
+    // The resumable checkpoint is written last: it is the commit point of a step. A kill before
+    // it repeats the step on resume (bit-identically, so the export and the registration repeat
+    // harmlessly); a kill after it has nothing of the step left to do.
     let checkpoint = |trainer: &RlTrainer, hooks: &mut dyn RlHooks| -> Result<PathBuf, RlError> {
         let step = trainer.step_count();
-        trainer.save_checkpoint()?;
         let dir = out_dir.join("checkpoints").join(format!("step-{step}"));
         trainer.export(&dir)?;
         hooks.checkpoint(step, &dir);
+        trainer.save_checkpoint()?;
         Ok(dir)
     };
 
@@ -107,12 +110,14 @@ pub fn run(
         if config.store_rollouts {
             hooks.rollouts(report.step, trainer.problems(), &report.rollouts);
         }
+        // The step's eval comes before its checkpoint, so a run killed while evaluating
+        // evaluates again on resume instead of skipping the step's eval.
+        if eval_due(report.step) {
+            evaluate(&trainer, hooks)?;
+        }
         let last = report.step == config.steps;
         if last || (config.checkpoint_every > 0 && report.step % config.checkpoint_every == 0) {
             model_dir = Some(checkpoint(&trainer, hooks)?);
-        }
-        if eval_due(report.step) {
-            evaluate(&trainer, hooks)?;
         }
     }
     hooks.progress(trainer.step_count(), config.steps, "done");
