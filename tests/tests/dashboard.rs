@@ -61,6 +61,21 @@ async fn seed(api: &Api, pool: &PgPool) -> Seeded {
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
     }
+    // Rollouts of the first run at steps 1 and 2: one group of two completions per step.
+    let rollout = |step: i64, sample: i32, reward: f64| {
+        json!({ "step": step, "group_idx": 0, "sample_idx": sample, "problem_id": format!("rl-s1d1-{step}"),
+                "prompt": format!("Start with {step}. Add 2. What is the result?"),
+                "completion": format!("rollout {step}.{sample}"), "reward": reward,
+                "verdict": if reward > 0.0 { "correct" } else { "wrong" }, "tokens": 9, "truncated": false })
+    };
+    let (s, b) = api
+        .post(
+            &format!("/api/v1/runs/{run}/completions"),
+            &t,
+            json!({ "completions": [rollout(1, 0, 0.0), rollout(1, 1, 0.0), rollout(2, 0, 1.0), rollout(2, 1, 0.0)] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
     let (s, ds) = api
         .raw(
             Method::POST,
@@ -192,8 +207,19 @@ async fn every_page_renders_its_data_on_the_server(pool: PgPool) {
             r#"data-points="50""#,
             "3e-4",
             "sft-lr1e-4",
+            // The latest step's rollouts, with the step picker.
+            "Completions at step 2",
+            "group 0 · rl-s1d1-2 · 2 completions · mean reward 0.500",
+            "rollout 2.1",
+            r#"<option value="1">step 1</option>"#,
         ],
-        &[],
+        &["rollout 1.0"],
+    );
+    let step1 = api.html(&format!("/runs/{}?step=1", s.run)).await;
+    assert_page(
+        &step1,
+        &["Completions at step 1", "mean reward 0.000", "rollout 1.0"],
+        &["rollout 2.1"],
     );
     let compared = api
         .html(&format!("/runs/{}?compare={}", s.run, s.other_run))
