@@ -167,6 +167,18 @@ impl Server {
     }
 }
 
+/// The pass@1 score of an eval as the API returns it.
+fn pass1(eval: &Value) -> f64 {
+    eval["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["metric"] == "pass@1")
+        .expect("pass@1 reported")["value"]
+        .as_f64()
+        .unwrap()
+}
+
 /// The shipped small model.
 const SMALL_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/crucible-mimo-small");
 
@@ -329,15 +341,7 @@ async fn shipped_model_on_the_synthetic_benchmark_needs_no_data(pool: PgPool) {
         .iter()
         .filter(|p| p["correct"].as_i64() == Some(1))
         .count() as f64;
-    let pass1 = evals[0]["scores"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["metric"] == "pass@1")
-        .unwrap()["value"]
-        .as_f64()
-        .unwrap();
-    assert!((pass1 - correct / 20.0).abs() < 1e-9);
+    assert!((pass1(&evals[0]) - correct / 20.0).abs() < 1e-9);
     // Every completion of the SFT model ends in a boxed answer, right or wrong.
     assert!(
         samples
@@ -355,7 +359,10 @@ async fn compare_pairs_two_evals_by_problem(pool: PgPool) {
     let model = server.register_small_model().await;
     // 250 level-1 problems come first: 260 reach into level 2.
     let mut evals = Vec::new();
-    for sampling in [json!({ "preset": "greedy" }), json!({ "preset": "mimo", "n_samples": 2 })] {
+    for sampling in [
+        json!({ "preset": "greedy" }),
+        json!({ "preset": "mimo", "n_samples": 2 }),
+    ] {
         let mut spec = json!({ "kind": "eval", "model_id": model["id"], "benchmarks": ["synthetic"], "limit": 260 });
         spec.as_object_mut()
             .unwrap()
@@ -367,16 +374,6 @@ async fn compare_pairs_two_evals_by_problem(pool: PgPool) {
             .clone();
         evals.push(eval);
     }
-    let pass1 = |eval: &Value| {
-        eval["scores"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["metric"] == "pass@1")
-            .unwrap()["value"]
-            .as_f64()
-            .unwrap()
-    };
     let mut compare = Command::new(env!("CARGO_BIN_EXE_crucible"));
     compare
         .args(["compare", "--server", &server.base])
@@ -388,7 +385,11 @@ async fn compare_pairs_two_evals_by_problem(pool: PgPool) {
         .unwrap()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let row = |subset: &str| -> Vec<String> {
         text.lines()
             .find(|l| l.split_whitespace().next() == Some(subset))
@@ -482,7 +483,8 @@ async fn rl_job_logs_metrics_stores_rollouts_and_registers_checkpoints(pool: PgP
             "an invalid RL config is refused at submission",
         )
         .await;
-    let spec = json!({ "kind": "rl", "model_id": model["id"], "config": config, "model_name": "rl-e2e" });
+    let spec =
+        json!({ "kind": "rl", "model_id": model["id"], "config": config, "model_name": "rl-e2e" });
     let done = server
         .run_job(spec, |c| c.env("CRUCIBLE_HOME", &work))
         .await;
@@ -562,8 +564,14 @@ async fn rl_job_resumes_after_a_killed_worker(pool: PgPool) {
     let mut first = server.worker(|c| c.env("CRUCIBLE_HOME", &work));
     let deadline = Instant::now() + Duration::from_secs(300);
     while !logged_steps("rollout/reward_mean").await.contains(&2) {
-        assert!(Instant::now() < deadline, "the first worker logged no step 2");
-        assert!(first.try_wait().unwrap().is_none(), "the first worker exited early");
+        assert!(
+            Instant::now() < deadline,
+            "the first worker logged no step 2"
+        );
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first worker exited early"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     first.kill().unwrap(); // SIGKILL: the lease just stops being renewed
@@ -603,7 +611,9 @@ async fn rl_job_resumes_after_a_killed_worker(pool: PgPool) {
     assert_eq!(server.checkpoint_steps("rl-kill", run_id).await, all);
     for step in [1, STEPS] {
         let rollouts = server
-            .get(&format!("/runs/{run_id}/completions?step={step}&limit=1000"))
+            .get(&format!(
+                "/runs/{run_id}/completions?step={step}&limit=1000"
+            ))
             .await;
         let rollouts = rollouts.as_array().unwrap();
         assert!(

@@ -192,11 +192,18 @@ fn synthetic_benchmark_needs_no_data_and_is_held_out() {
     use crucible_gpu::data::synthetic::Split;
     use crucible_gpu::eval::{ProblemKind, load_benchmark};
     let bench = load_benchmark("synthetic", None, None).unwrap();
-    assert_eq!(bench.problems.len(), 1000, "250 problems at each of 4 levels");
+    assert_eq!(
+        bench.problems.len(),
+        1000,
+        "250 problems at each of 4 levels"
+    );
     for (level, chunk) in bench.problems.chunks(250).enumerate() {
         let (steps, digits) = [(1, 1), (2, 2), (3, 2), (4, 3)][level];
         let prefix = format!("synthetic-s{steps}d{digits}-");
-        assert!(chunk.iter().all(|p| p.id.starts_with(&prefix)), "level {level}");
+        assert!(
+            chunk.iter().all(|p| p.id.starts_with(&prefix)),
+            "level {level}"
+        );
     }
     for p in &bench.problems {
         assert_eq!(

@@ -91,16 +91,12 @@ pub fn run(a: Args) -> Result<()> {
             eval_b.benchmark
         );
     }
-    let rows = compare(&results_a, &results_b)
-        .with_context(|| format!("evals {} and {}", a.a, a.b))?;
+    let rows =
+        compare(&results_a, &results_b).with_context(|| format!("evals {} and {}", a.a, a.b))?;
     for (label, eval, model) in [("A", &eval_a, &model_a), ("B", &eval_b, &model_b)] {
         println!(
             "{label}: {model} on {} (eval {}, n = {}, T = {}, top-p = {})",
-            eval.benchmark,
-            eval.id,
-            eval.n_samples,
-            eval.sampling.temperature,
-            eval.sampling.top_p
+            eval.benchmark, eval.id, eval.n_samples, eval.sampling.temperature, eval.sampling.top_p
         );
     }
     if eval_a.n_samples != eval_b.n_samples
@@ -112,8 +108,8 @@ pub fn run(a: Args) -> Result<()> {
         "\npass@1 (avg@n) with 95% bootstrap intervals over problems; the difference B − A is paired\n"
     );
     println!(
-        "{:<18} {:>8}  {:<24} {:<24} {}",
-        "subset", "problems", "A", "B", "B − A"
+        "{:<18} {:>8}  {:<24} {:<24} B − A",
+        "subset", "problems", "A", "B"
     );
     for r in &rows {
         print_row(r);

@@ -149,8 +149,14 @@ mod tests {
         assert_eq!(rows.len(), 1, "one subset: no breakdown");
         let r = &rows[0];
         assert!((r.a.value - 0.375).abs() < 1e-12 && (r.b.value - 0.625).abs() < 1e-12);
-        assert!(r.a.ci_high.unwrap() > r.b.ci_low.unwrap(), "separate intervals overlap");
-        assert_eq!((r.difference.ci_low, r.difference.ci_high), (Some(0.25), Some(0.25)));
+        assert!(
+            r.a.ci_high.unwrap() > r.b.ci_low.unwrap(),
+            "separate intervals overlap"
+        );
+        assert_eq!(
+            (r.difference.ci_low, r.difference.ci_high),
+            (Some(0.25), Some(0.25))
+        );
         assert!((r.difference.value - 0.25).abs() < 1e-12);
     }
 
@@ -175,7 +181,10 @@ mod tests {
         let b = results("x", &[1, 2]);
         assert_eq!(
             compare(&a, &b),
-            Err(CompareError::DifferentProblems { only_a: 1, only_b: 0 })
+            Err(CompareError::DifferentProblems {
+                only_a: 1,
+                only_b: 0
+            })
         );
         let mut twice = results("x", &[1, 2]);
         twice.push(twice[0].clone());

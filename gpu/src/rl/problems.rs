@@ -95,12 +95,13 @@ mod tests {
                 .iter()
                 .all(|p| Split::of(&p.prompt) == Split::Train)
         );
-        let held_out: HashSet<String> = crate::eval::load_benchmark(crucible_types::SYNTHETIC, None, None)
-            .unwrap()
-            .problems
-            .into_iter()
-            .map(|p| p.prompt)
-            .collect();
+        let held_out: HashSet<String> =
+            crate::eval::load_benchmark(crucible_types::SYNTHETIC, None, None)
+                .unwrap()
+                .problems
+                .into_iter()
+                .map(|p| p.prompt)
+                .collect();
         assert!(problems.iter().all(|p| !held_out.contains(&p.prompt)));
         assert_eq!(
             problems

@@ -79,9 +79,7 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
                 j += 1;
             }
             if j == start {
-                let Some(&next) = chars.get(start) else {
-                    return None;
-                };
+                let &next = chars.get(start)?;
                 if !matches!(next, ',' | '!' | ';' | ':' | ' ') {
                     toks.push(Tok::Cmd(next.to_string()));
                 }
