@@ -539,7 +539,8 @@ async fn rl_job_logs_metrics_stores_rollouts_and_registers_checkpoints(pool: PgP
 /// step's metrics, rollouts and checkpoint model exactly once.
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]
 async fn rl_job_resumes_after_a_killed_worker(pool: PgPool) {
-    const STEPS: i64 = 8;
+    // Long enough that the kill at step 2 always lands mid-run.
+    const STEPS: i64 = 12;
     let server = Server::start(&pool).await;
     let work = std::env::temp_dir().join(format!("crucible-e2e-rl-kill-{}", std::process::id()));
     let model = server.register_small_model().await;

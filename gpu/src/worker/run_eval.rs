@@ -19,9 +19,10 @@ pub(super) struct LocalModel {
     tokenizer: Tokenizer,
 }
 
-/// Where a job's completions come from.
+/// Where a job's completions come from. The local model is boxed: the handle lives for the
+/// whole job and the enum stays small.
 pub(super) enum ModelHandle {
-    Local(LocalModel),
+    Local(Box<LocalModel>),
     Remote(OpenAiGenerator),
 }
 
@@ -35,7 +36,10 @@ impl ModelHandle {
                     .map_err(|e| format!("loading {path}: {e}"))?;
                 let tokenizer = Tokenizer::load(dir)
                     .map_err(|e| format!("loading the tokenizer of {path}: {e}"))?;
-                Ok(ModelHandle::Local(LocalModel { model, tokenizer }))
+                Ok(ModelHandle::Local(Box::new(LocalModel {
+                    model,
+                    tokenizer,
+                })))
             }
             ModelSource::Openai { base_url, model } => {
                 OpenAiGenerator::new(OpenAiConfig::new(base_url.clone(), model.clone()))
