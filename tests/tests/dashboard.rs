@@ -86,6 +86,47 @@ async fn seed(api: &Api, pool: &PgPool) -> Seeded {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{ds}");
+    let leased = leased_eval(api, &t, "mimo-tiny", 2).await;
+    let sample = |p: i32, s: i32, correct: bool| {
+        json!({ "problem_idx": p, "sample_idx": s, "problem_id": format!("syn-{p}"),
+                "prompt": format!("problem {p}"), "completion": format!("answer \\boxed{{{s}}}"),
+                "extracted": s.to_string(), "verdict": if correct { "correct" } else { "wrong" },
+                "correct": correct, "reward": if correct { 1.0 } else { 0.0 }, "tokens": 7, "truncated": false })
+    };
+    // Problem 0 all right, 1 all wrong, 2 mixed.
+    let samples = json!({ "worker_id": leased.worker, "samples": [
+        sample(0, 0, true), sample(0, 1, true), sample(1, 0, false), sample(1, 1, false),
+        sample(2, 0, true), sample(2, 1, false)] });
+    let (s, b) = api
+        .post(
+            &format!("/api/v1/evals/{}/samples", leased.eval),
+            &t,
+            samples,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    finish_eval(api, &t, &leased, 3, (0.5, 0.1667, 0.8333)).await;
+    Seeded {
+        token: t,
+        run,
+        other_run,
+        eval: leased.eval,
+        model: leased.model,
+        dataset: ds["dataset"]["id"].as_str().unwrap().to_string(),
+    }
+}
+
+/// A registered model with an eval job on `synthetic` that a fresh worker has leased.
+struct Leased {
+    model: String,
+    team: String,
+    worker: String,
+    eval: String,
+}
+
+/// Registers model `name` for token `t`, queues an eval of it with `n_samples`, and leases the
+/// job to a new worker.
+async fn leased_eval(api: &Api, t: &str, name: &str, n_samples: u32) -> Leased {
     let dir = tempfile::tempdir().unwrap().keep();
     std::fs::write(
         dir.join("config.json"),
@@ -95,8 +136,8 @@ async fn seed(api: &Api, pool: &PgPool) -> Seeded {
     let (s, m) = api
         .post(
             "/api/v1/models",
-            &t,
-            json!({ "name": "mimo-tiny", "source": { "kind": "hf_local", "path": dir } }),
+            t,
+            json!({ "name": name, "source": { "kind": "hf_local", "path": dir } }),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
@@ -104,51 +145,39 @@ async fn seed(api: &Api, pool: &PgPool) -> Seeded {
     let (s, job) = api
         .post(
             "/api/v1/jobs",
-            &t,
-            json!({ "spec": { "kind": "eval", "model_id": model, "benchmarks": ["synthetic"], "n_samples": 2 } }),
+            t,
+            json!({ "spec": { "kind": "eval", "model_id": model, "benchmarks": ["synthetic"], "n_samples": n_samples } }),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{job}");
     let (_, w) = api
         .post(
             "/api/v1/workers",
-            &t,
+            t,
             json!({ "name": "gpu-box-7", "capabilities": { "devices": ["cpu"], "memory_gb": 16.0, "kinds": ["eval"] } }),
         )
         .await;
-    let worker = w["id"].as_str().unwrap();
+    let worker = w["id"].as_str().unwrap().to_string();
     let (_, lease) = api
-        .post(&format!("/api/v1/workers/{worker}/lease"), &t, json!({}))
+        .post(&format!("/api/v1/workers/{worker}/lease"), t, json!({}))
         .await;
-    let eval = lease["evals"][0]["eval_id"].as_str().unwrap().to_string();
-    let sample = |p: i32, s: i32, correct: bool| {
-        json!({ "problem_idx": p, "sample_idx": s, "problem_id": format!("syn-{p}"),
-                "prompt": format!("problem {p}"), "completion": format!("answer \\boxed{{{s}}}"),
-                "extracted": s.to_string(), "verdict": if correct { "correct" } else { "wrong" },
-                "correct": correct, "reward": if correct { 1.0 } else { 0.0 }, "tokens": 7, "truncated": false })
-    };
-    // Problem 0 all right, 1 all wrong, 2 mixed.
-    let samples = json!({ "worker_id": worker, "samples": [
-        sample(0, 0, true), sample(0, 1, true), sample(1, 0, false), sample(1, 1, false),
-        sample(2, 0, true), sample(2, 1, false)] });
-    let (s, b) = api
-        .post(&format!("/api/v1/evals/{eval}/samples"), &t, samples)
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let scores = json!({ "worker_id": worker, "problems": 3, "scores": [
-        { "metric": "pass@1", "value": 0.5, "ci_low": 0.1667, "ci_high": 0.8333, "n": 3 }] });
-    let (s, b) = api
-        .post(&format!("/api/v1/evals/{eval}/scores"), &t, scores)
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    Seeded {
-        token: t,
-        run,
-        other_run,
-        eval,
+    Leased {
         model,
-        dataset: ds["dataset"]["id"].as_str().unwrap().to_string(),
+        team: m["team_id"].as_str().unwrap().to_string(),
+        worker,
+        eval: lease["evals"][0]["eval_id"].as_str().unwrap().to_string(),
     }
+}
+
+/// Finishes a leased eval with its pass@1 `(value, ci_low, ci_high)` over `problems`.
+async fn finish_eval(api: &Api, t: &str, leased: &Leased, problems: i32, pass1: (f64, f64, f64)) {
+    let (value, lo, hi) = pass1;
+    let scores = json!({ "worker_id": leased.worker, "problems": problems, "scores": [
+        { "metric": "pass@1", "value": value, "ci_low": lo, "ci_high": hi, "n": problems }] });
+    let (s, b) = api
+        .post(&format!("/api/v1/evals/{}/scores", leased.eval), t, scores)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
 }
 
 #[track_caller]
@@ -288,6 +317,49 @@ async fn every_page_renders_its_data_on_the_server(pool: PgPool) {
 }
 
 /// Posts the submit form as a browser without JavaScript would, returning the outcome JSON.
+/// The leaderboard pages its models on the server (100 a page, best mean first) and filters by
+/// team.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn the_leaderboard_pages_and_filters_by_team(pool: PgPool) {
+    let api = Api::new(pool.clone());
+    let (alpha, beta) = (token(&pool, "alpha").await, token(&pool, "beta").await);
+    for i in 0..101 {
+        let leased = leased_eval(&api, &alpha, &format!("m{i:03}"), 1).await;
+        let v = f64::from(i) / 1000.0;
+        finish_eval(&api, &alpha, &leased, 10, (v, v / 2.0, v + 0.01)).await;
+    }
+    let best = leased_eval(&api, &beta, "beta-best", 1).await;
+    finish_eval(&api, &beta, &best, 10, (0.9, 0.8, 0.95)).await;
+
+    assert_page(
+        &api.html("/leaderboard").await,
+        &[
+            "102 models × 1 benchmarks",
+            "beta-best",
+            "m100",
+            "m002",
+            "page 1 of 2",
+        ],
+        &["m001", "m000"],
+    );
+    assert_page(
+        &api.html("/leaderboard?page=1").await,
+        &["m001", "m000", "page 2 of 2"],
+        &["beta-best", "m002"],
+    );
+    assert_page(
+        &api.html(&format!("/leaderboard?team={}", best.team)).await,
+        &["1 models × 1 benchmarks", "beta-best"],
+        &["m100", "m000"],
+    );
+    // Sorted by model name instead, the first page starts with the alphabetically first models.
+    assert_page(
+        &api.html("/leaderboard?sort=model").await,
+        &["beta-best", "m000", "m098"],
+        &["m099", "m100"],
+    );
+}
+
 async fn submit(api: &Api, fields: &[(&str, &str)]) -> Value {
     let body: String = fields
         .iter()
