@@ -5,7 +5,9 @@ mod common;
 
 use candle_core::{Device, IndexOp, Tensor};
 use common::*;
-use crucible_gpu::engine::{GenerationRequest, generate};
+use crucible_gpu::engine::{
+    GeneratedSequence, GenerationObserver, GenerationRequest, generate, generate_continuous,
+};
 use crucible_gpu::tokenizer::{ChatMessage, Tokenizer};
 use crucible_types::sampling::{FinishReason, SamplingParams};
 
@@ -120,6 +122,86 @@ fn a_batch_equals_its_members_alone() {
         assert_eq!(together[i].token_ids, alone[0].token_ids, "row {i}");
         assert_eq!(together[i].text, alone[0].text, "row {i}");
     }
+}
+
+/// Nine requests of different prompts, budgets and samplings for three rows: finished rows are
+/// refilled mid-batch (and the cache compacts) while the others decode.
+fn mixed_requests(reference: &serde_json::Value) -> Vec<GenerationRequest> {
+    (0..9)
+        .map(|i| GenerationRequest {
+            prompt_ids: prompt_ids(reference, i % 4),
+            params: SamplingParams {
+                temperature: if i % 3 == 0 { 0.0 } else { 0.9 },
+                top_p: 0.95,
+                seed: i as u64,
+                max_new_tokens: 3 + 5 * (i as u32 % 4),
+                ignore_eos: true,
+                ..SamplingParams::default()
+            },
+        })
+        .collect()
+}
+
+/// Records finished requests; stops the batch after `steps` decode steps.
+struct Follow {
+    finished: Vec<usize>,
+    steps: usize,
+}
+
+impl GenerationObserver for Follow {
+    fn on_finished(&mut self, row: usize, _: &GeneratedSequence) {
+        self.finished.push(row);
+    }
+    fn keep_going(&mut self) -> bool {
+        self.steps = self.steps.saturating_sub(1);
+        self.steps > 0
+    }
+}
+
+#[test]
+fn continuous_batching_equals_each_request_alone() {
+    let (model, tok, reference) = (tiny_model(), tokenizer(), reference_json());
+    let requests = mixed_requests(&reference);
+    let mut follow = Follow {
+        finished: Vec::new(),
+        steps: usize::MAX,
+    };
+    let together = generate_continuous(&model, &tok, &requests, 3, &mut follow).unwrap();
+    for (i, r) in requests.iter().enumerate() {
+        let alone = generate(&model, &tok, std::slice::from_ref(r), |_, _| {}).unwrap();
+        assert_eq!(together[i].token_ids, alone[0].token_ids, "request {i}");
+        assert_eq!(together[i].finish_reason, FinishReason::Length);
+        let worst = together[i]
+            .logprobs
+            .iter()
+            .zip(&alone[0].logprobs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < F32_TOLERANCE, "request {i}: |Δlogprob| = {worst}");
+    }
+    follow.finished.sort_unstable();
+    assert_eq!(
+        follow.finished,
+        (0..9).collect::<Vec<_>>(),
+        "each finishes once"
+    );
+
+    // Stopped after 4 steps: request 0 (3 tokens) is done, the rest come back aborted, the
+    // waiting ones without a token.
+    let mut stop = Follow {
+        finished: Vec::new(),
+        steps: 5,
+    };
+    let out = generate_continuous(&model, &tok, &requests, 3, &mut stop).unwrap();
+    assert_eq!(out[0].finish_reason, FinishReason::Length);
+    assert_eq!(out[0].token_ids, together[0].token_ids);
+    assert!(
+        out[1..]
+            .iter()
+            .all(|o| o.finish_reason == FinishReason::Aborted)
+    );
+    assert!(out[4..].iter().all(|o| o.token_ids.is_empty()));
+    assert_eq!(stop.finished, [0]);
 }
 
 #[test]

@@ -15,6 +15,8 @@ pub enum Command {
     Verify(super::bench_verify::Args),
     /// Training tokens/s of the small model on the CPU, against its inference forward and torch.
     Train(super::bench_train::Args),
+    /// An eval's generation with continuous batching, against lockstep batches.
+    Batching(super::bench_batching::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -25,5 +27,6 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Decode(args) => super::bench_decode::run(args),
         Command::Verify(args) => super::bench_verify::run(args),
         Command::Train(args) => super::bench_train::run(args),
+        Command::Batching(args) => super::bench_batching::run(args),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_batching;
 pub mod bench_dashboard;
 pub mod bench_decode;
 pub mod bench_server;

@@ -5,6 +5,7 @@ use candle_core::Tensor;
 use crucible_types::sampling::{FinishReason, SamplingParams};
 
 use super::detokenizer::{StopStringFilter, StreamDecoder};
+use super::kv_cache::KvCache;
 use super::sampler::Sampler;
 use crate::model::{MimoModel, ModelError};
 use crate::tokenizer::{Tokenizer, TokenizerError};
@@ -63,7 +64,46 @@ struct Row<'t> {
     done: bool,
 }
 
-impl Row<'_> {
+impl<'t> Row<'t> {
+    /// The state of `request` before its first token; `model_eos` are the checkpoint's stop ids.
+    fn new(request: &GenerationRequest, model_eos: &[u32], tokenizer: &'t Tokenizer) -> Self {
+        let mut stop_ids = request.params.stop_token_ids.clone();
+        if !request.params.ignore_eos {
+            stop_ids.extend(model_eos);
+        }
+        Row {
+            sampler: Sampler::new(request.params.clone()),
+            stop_ids,
+            max_new: request.params.max_new_tokens as usize,
+            decoder: StreamDecoder::default(),
+            stops: StopStringFilter::new(request.params.stop.clone()),
+            tokenizer,
+            out: GeneratedSequence {
+                token_ids: Vec::new(),
+                logprobs: Vec::new(),
+                text: String::new(),
+                finish_reason: FinishReason::Length,
+            },
+            done: request.params.max_new_tokens == 0,
+        }
+    }
+
+    /// Samples the next token from `logits`, records it, and tells the observer when the row
+    /// finishes. Returns the token.
+    fn step(
+        &mut self,
+        logits: &[f32],
+        index: usize,
+        observer: &mut dyn GenerationObserver,
+    ) -> Result<u32, TokenizerError> {
+        let s = self.sampler.sample(logits);
+        self.accept(s.token, s.logprob, index, observer)?;
+        if self.done {
+            observer.on_finished(index, &self.out);
+        }
+        Ok(s.token)
+    }
+
     /// Records `token`, streams its text, and decides whether the row is finished.
     fn accept(
         &mut self,
@@ -133,6 +173,9 @@ pub trait GenerationObserver {
     }
 }
 
+/// No observer: generation without streaming or early stop.
+impl GenerationObserver for () {}
+
 /// Adapts a text callback to [`GenerationObserver`].
 struct TextOnly<F>(F);
 
@@ -163,6 +206,208 @@ pub fn generate_observed(
     requests: &[GenerationRequest],
     observer: &mut dyn GenerationObserver,
 ) -> Result<Vec<GeneratedSequence>, GenerateError> {
+    validate(model, requests)?;
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let model_eos = model_stop_ids(model, tokenizer);
+    let mut rows: Vec<Row> = requests
+        .iter()
+        .map(|r| Row::new(r, &model_eos, tokenizer))
+        .collect();
+    let mut cache = prefill_cache(model, requests);
+    let mut input = left_padded_prompts(model, requests)?;
+
+    for (index, row) in rows.iter().enumerate().filter(|(_, r)| r.done) {
+        observer.on_finished(index, &row.out);
+    }
+    while rows.iter().any(|r| !r.done) {
+        if !observer.keep_going() {
+            abort(rows.iter_mut());
+            break;
+        }
+        let logits = model.forward_last(&input, &mut cache)?.to_vec2::<f32>()?;
+        let mut next = Vec::with_capacity(rows.len());
+        for (index, (row, logits)) in rows.iter_mut().zip(&logits).enumerate() {
+            if row.done {
+                next.push(FILLER_TOKEN);
+                continue;
+            }
+            next.push(row.step(logits, index, observer)?);
+        }
+        input = Tensor::from_vec(next, (rows.len(), 1), model.device())?;
+    }
+    Ok(rows.into_iter().map(|r| r.out).collect())
+}
+
+/// One row of a continuous batch: the request it serves and the prompt tokens still to feed.
+struct Slot {
+    request: usize,
+    /// Prompt tokens not yet fed (a row that took over a finished one prefills token by token).
+    pending: std::collections::VecDeque<u32>,
+    /// The token fed at the next step once the prompt is in.
+    last: u32,
+}
+
+/// Generates every request with at most `max_rows` sequences decoding at once: when a row
+/// finishes, the next waiting request takes its place at the following step (continuous
+/// batching), instead of the batch idling until its longest row ends.
+///
+/// Outputs equal [`generate_observed`]'s for the same requests (each row samples with its own
+/// seed; a restarted row attends only to its own columns). The first `max_rows` requests are
+/// prefilled together; later ones are prefilled as rows free up (see [`refill`]). The
+/// observer hears of row `i` as request `i`; when it stops the batch, running and waiting
+/// requests come back [`FinishReason::Aborted`].
+pub fn generate_continuous(
+    model: &MimoModel,
+    tokenizer: &Tokenizer,
+    requests: &[GenerationRequest],
+    max_rows: usize,
+    observer: &mut dyn GenerationObserver,
+) -> Result<Vec<GeneratedSequence>, GenerateError> {
+    validate(model, requests)?;
+    let model_eos = model_stop_ids(model, tokenizer);
+    let mut rows: Vec<Row> = requests
+        .iter()
+        .map(|r| Row::new(r, &model_eos, tokenizer))
+        .collect();
+    for (index, row) in rows.iter().enumerate().filter(|(_, r)| r.done) {
+        observer.on_finished(index, &row.out);
+    }
+    let mut waiting: std::collections::VecDeque<usize> =
+        (0..requests.len()).filter(|&i| !rows[i].done).collect();
+    let width = max_rows.max(1).min(waiting.len());
+    if width == 0 {
+        return Ok(rows.into_iter().map(|r| r.out).collect());
+    }
+    let first: Vec<usize> = waiting.drain(..width).collect();
+    let first_requests: Vec<GenerationRequest> =
+        first.iter().map(|&i| requests[i].clone()).collect();
+    let mut cache = prefill_cache(model, &first_requests);
+    let mut input = left_padded_prompts(model, &first_requests)?;
+    let mut slots: Vec<Option<Slot>> = first
+        .into_iter()
+        .map(|request| {
+            Some(Slot {
+                request,
+                pending: Default::default(),
+                last: FILLER_TOKEN,
+            })
+        })
+        .collect();
+
+    while slots.iter().any(Option::is_some) {
+        if !observer.keep_going() {
+            let running = slots.iter().flatten().map(|s| s.request);
+            let unfinished: Vec<usize> = running.chain(waiting.drain(..)).collect();
+            abort(
+                rows.iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| unfinished.contains(i))
+                    .map(|(_, r)| r),
+            );
+            break;
+        }
+        let logits = model.forward_last(&input, &mut cache)?.to_vec2::<f32>()?;
+        for (slot, logits) in slots.iter_mut().zip(&logits) {
+            let Some(active) = slot else { continue };
+            active.pending.pop_front();
+            if !active.pending.is_empty() {
+                continue; // still feeding the prompt
+            }
+            let row = &mut rows[active.request];
+            active.last = row.step(logits, active.request, observer)?;
+            if row.done {
+                *slot = None;
+            }
+        }
+        refill(
+            model,
+            requests,
+            &mut rows,
+            &mut slots,
+            &mut waiting,
+            &mut cache,
+            observer,
+        )?;
+        cache.compact()?;
+        let next: Vec<u32> = slots
+            .iter()
+            .map(|s| match s {
+                Some(s) => s.pending.front().copied().unwrap_or(s.last),
+                None => FILLER_TOKEN,
+            })
+            .collect();
+        input = Tensor::from_vec(next, (slots.len(), 1), model.device())?;
+    }
+    Ok(rows.into_iter().map(|r| r.out).collect())
+}
+
+/// Gives every free row of a continuous batch the next waiting request. The new prompts are
+/// prefilled together in a cache of their own and spliced in as the rows' last columns, and
+/// their first tokens sampled, so they decode from the next step on; a prompt longer than the
+/// batch's columns so far is fed one token per step instead. A row that ends on its first token
+/// is refilled again. Rows left free idle, attending only to themselves.
+fn refill(
+    model: &MimoModel,
+    requests: &[GenerationRequest],
+    rows: &mut [Row],
+    slots: &mut [Option<Slot>],
+    waiting: &mut std::collections::VecDeque<usize>,
+    cache: &mut KvCache,
+    observer: &mut dyn GenerationObserver,
+) -> Result<(), GenerateError> {
+    loop {
+        // Prefill in groups: one forward for a few new prompts costs about what one costs.
+        let free = slots.iter().filter(|s| s.is_none()).count();
+        let busy = slots.len() - free;
+        if free == 0 || (busy > 0 && free < (slots.len() / 8).max(1) && waiting.len() >= free) {
+            for (r, _) in slots.iter().enumerate().filter(|(_, s)| s.is_none()) {
+                cache.restart_row(r);
+            }
+            return Ok(());
+        }
+        let mut starts = Vec::new();
+        for (r, slot) in slots.iter_mut().enumerate().filter(|(_, s)| s.is_none()) {
+            cache.restart_row(r);
+            let Some(request) = waiting.pop_front() else {
+                continue;
+            };
+            if requests[request].prompt_ids.len() <= cache.len() {
+                starts.push((r, request));
+            } else {
+                *slot = Some(Slot {
+                    request,
+                    pending: requests[request].prompt_ids.iter().copied().collect(),
+                    last: FILLER_TOKEN,
+                });
+            }
+        }
+        if starts.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<GenerationRequest> =
+            starts.iter().map(|&(_, q)| requests[q].clone()).collect();
+        let mut fresh = prefill_cache(model, &batch);
+        let input = left_padded_prompts(model, &batch)?;
+        let logits = model.forward_last(&input, &mut fresh)?.to_vec2::<f32>()?;
+        for (i, (&(r, request), logits)) in starts.iter().zip(&logits).enumerate() {
+            cache.splice_row(r, &fresh, i, requests[request].prompt_ids.len())?;
+            let row = &mut rows[request];
+            let last = row.step(logits, request, observer)?;
+            if !row.done {
+                slots[r] = Some(Slot {
+                    request,
+                    pending: Default::default(),
+                    last,
+                });
+            }
+        }
+    }
+}
+
+/// Refuses requests the model cannot run, naming the first bad one.
+fn validate(model: &MimoModel, requests: &[GenerationRequest]) -> Result<(), GenerateError> {
     for (index, r) in requests.iter().enumerate() {
         let invalid = |message: String| GenerateError::InvalidRequest { index, message };
         r.params.validate().map_err(invalid)?;
@@ -177,37 +422,18 @@ pub fn generate_observed(
             return Err(invalid(format!("token id {bad} is outside the vocabulary")));
         }
     }
-    if requests.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut model_eos = model.config().eos_token_ids.clone();
-    model_eos.extend(tokenizer.eos_token_id());
+    Ok(())
+}
 
-    let mut rows: Vec<Row> = requests
-        .iter()
-        .map(|r| {
-            let mut stop_ids = r.params.stop_token_ids.clone();
-            if !r.params.ignore_eos {
-                stop_ids.extend(&model_eos);
-            }
-            Row {
-                sampler: Sampler::new(r.params.clone()),
-                stop_ids,
-                max_new: r.params.max_new_tokens as usize,
-                decoder: StreamDecoder::default(),
-                stops: StopStringFilter::new(r.params.stop.clone()),
-                tokenizer,
-                out: GeneratedSequence {
-                    token_ids: Vec::new(),
-                    logprobs: Vec::new(),
-                    text: String::new(),
-                    finish_reason: FinishReason::Length,
-                },
-                done: r.params.max_new_tokens == 0,
-            }
-        })
-        .collect();
+/// The checkpoint's stop tokens: config.json's `eos_token_id`s and the tokenizer's `eos_token`.
+fn model_stop_ids(model: &MimoModel, tokenizer: &Tokenizer) -> Vec<u32> {
+    let mut ids = model.config().eos_token_ids.clone();
+    ids.extend(tokenizer.eos_token_id());
+    ids
+}
 
+/// A cache for `requests` left-padded to the longest prompt, with room for the longest budget.
+fn prefill_cache(model: &MimoModel, requests: &[GenerationRequest]) -> KvCache {
     let longest = requests
         .iter()
         .map(|r| r.prompt_ids.len())
@@ -218,45 +444,42 @@ pub fn generate_observed(
         .map(|r| r.params.max_new_tokens as usize)
         .max()
         .unwrap_or(0);
-    let pads: Vec<usize> = requests
+    let pads = requests
         .iter()
         .map(|r| longest - r.prompt_ids.len())
         .collect();
+    model.new_cache(pads, longest + most_new)
+}
+
+/// The prompts of `requests` as one `(batch, longest)` tensor, left-padded with filler.
+fn left_padded_prompts(
+    model: &MimoModel,
+    requests: &[GenerationRequest],
+) -> Result<Tensor, GenerateError> {
+    let longest = requests
+        .iter()
+        .map(|r| r.prompt_ids.len())
+        .max()
+        .unwrap_or(0);
     let mut prompt = Vec::with_capacity(requests.len() * longest);
-    for (r, &pad) in requests.iter().zip(&pads) {
-        prompt.extend(std::iter::repeat_n(FILLER_TOKEN, pad));
+    for r in requests {
+        prompt.extend(std::iter::repeat_n(
+            FILLER_TOKEN,
+            longest - r.prompt_ids.len(),
+        ));
         prompt.extend(&r.prompt_ids);
     }
-    let device = model.device();
-    let mut cache = model.new_cache(pads, longest + most_new);
-    let mut input = Tensor::from_vec(prompt, (requests.len(), longest), device)?;
+    Ok(Tensor::from_vec(
+        prompt,
+        (requests.len(), longest),
+        model.device(),
+    )?)
+}
 
-    for (index, row) in rows.iter().enumerate().filter(|(_, r)| r.done) {
-        observer.on_finished(index, &row.out);
+/// Marks every unfinished row aborted (the observer stopped the batch).
+fn abort<'a, 't: 'a>(rows: impl Iterator<Item = &'a mut Row<'t>>) {
+    for row in rows.filter(|r| !r.done) {
+        row.out.finish_reason = FinishReason::Aborted;
+        row.done = true;
     }
-    while rows.iter().any(|r| !r.done) {
-        if !observer.keep_going() {
-            for row in rows.iter_mut().filter(|r| !r.done) {
-                row.out.finish_reason = FinishReason::Aborted;
-                row.done = true;
-            }
-            break;
-        }
-        let logits = model.forward_last(&input, &mut cache)?.to_vec2::<f32>()?;
-        let mut next = Vec::with_capacity(rows.len());
-        for (index, (row, logits)) in rows.iter_mut().zip(&logits).enumerate() {
-            if row.done {
-                next.push(FILLER_TOKEN);
-                continue;
-            }
-            let s = row.sampler.sample(logits);
-            row.accept(s.token, s.logprob, index, observer)?;
-            if row.done {
-                observer.on_finished(index, &row.out);
-            }
-            next.push(s.token);
-        }
-        input = Tensor::from_vec(next, (rows.len(), 1), device)?;
-    }
-    Ok(rows.into_iter().map(|r| r.out).collect())
 }

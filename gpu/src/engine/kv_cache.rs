@@ -105,6 +105,58 @@ impl KvCache {
         Ok(Some(mask.to_dtype(dtype)?))
     }
 
+    /// Starts row `row` afresh at the next column: everything before it becomes that row's
+    /// padding, so a new sequence can take a finished row's place mid-batch (continuous batching).
+    pub fn restart_row(&mut self, row: usize) {
+        self.pads[row] = self.len;
+    }
+
+    /// Starts row `row` afresh with the `n` columns that end at `src`'s last column in row
+    /// `src_row` (a prompt prefilled in its own cache), written as this cache's last `n` columns:
+    /// so a new sequence takes a finished row's place mid-batch with its prompt already in.
+    /// Expects `n ≤ len()` and both caches past their first forward pass.
+    pub fn splice_row(
+        &mut self,
+        row: usize,
+        src: &KvCache,
+        src_row: usize,
+        n: usize,
+    ) -> candle_core::Result<()> {
+        let (start, src_start) = (self.len - n, src.len - n);
+        for (dst, from) in self.layers.iter().zip(&src.layers) {
+            let (Some(dst), Some(from)) = (dst, from) else {
+                candle_core::bail!("splice_row before the first forward pass");
+            };
+            for (d, s) in [(&dst.k, &from.k), (&dst.v, &from.v)] {
+                let piece = s.narrow(0, src_row, 1)?.narrow(2, src_start, n)?;
+                d.narrow(0, row, 1)?
+                    .slice_set(&piece.contiguous()?, 2, start)?;
+            }
+        }
+        self.pads[row] = start;
+        Ok(())
+    }
+
+    /// Drops the leading columns that are padding for every row, once they are at least half the
+    /// cache, so a long continuous batch keeps a bounded width. Returns the columns dropped.
+    pub fn compact(&mut self) -> candle_core::Result<usize> {
+        let dead = self.pads.iter().copied().min().unwrap_or(0);
+        if dead == 0 || dead * 2 < self.len || !self.store {
+            return Ok(0);
+        }
+        let live = self.len - dead;
+        self.capacity = (live * 2).max(1);
+        for slot in self.layers.iter_mut().flatten() {
+            slot.k = grow(&slot.k.narrow(2, dead, live)?, self.capacity)?;
+            slot.v = grow(&slot.v.narrow(2, dead, live)?, self.capacity)?;
+        }
+        for pad in &mut self.pads {
+            *pad -= dead;
+        }
+        self.len = live;
+        Ok(dead)
+    }
+
     /// Writes the keys and values `(batch, kv_heads, t, head_dim)` of layer `layer` at the next
     /// columns and returns views of all columns so far (including the new ones).
     pub(crate) fn append(
@@ -147,11 +199,12 @@ impl KvCache {
     }
 }
 
-/// Copies a cache tensor into a larger one with `capacity` columns.
+/// Copies a cache tensor (or a view of some of its columns) to the front of a new one with
+/// `capacity` columns.
 fn grow(old: &Tensor, capacity: usize) -> candle_core::Result<Tensor> {
     let (b, h, _, d) = old.dims4()?;
     let new = Tensor::zeros((b, h, capacity, d), old.dtype(), old.device())?;
-    new.slice_set(old, 2, 0)?;
+    new.slice_set(&old.contiguous()?, 2, 0)?;
     Ok(new)
 }
 
@@ -177,6 +230,52 @@ mod tests {
                 .mask(1, DType::F32, &Device::Cpu)
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn restarted_rows_are_compacted_away() {
+        let dev = Device::Cpu;
+        let mut cache = KvCache::new(1, vec![0, 0], 4);
+        for col in 0..4 {
+            let c = Tensor::full(col as f32, (2, 1, 1, 1), &dev).unwrap();
+            cache.append(0, &c, &c).unwrap();
+            cache.commit(1);
+        }
+        cache.restart_row(0);
+        assert_eq!(
+            cache.positions(1),
+            vec![0, 4],
+            "a restarted row counts from 0 again"
+        );
+        let mask: Vec<f32> = cache
+            .mask(1, DType::F32, &dev)
+            .unwrap()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let inf = f32::NEG_INFINITY;
+        assert_eq!(mask, vec![inf, inf, inf, inf, 0., 0., 0., 0., 0., 0.]);
+        assert_eq!(cache.compact().unwrap(), 0, "row 1 still uses column 0");
+        let c = Tensor::full(4f32, (2, 1, 1, 1), &dev).unwrap();
+        cache.append(0, &c, &c).unwrap();
+        cache.commit(1);
+        cache.restart_row(1);
+        assert_eq!(
+            cache.compact().unwrap(),
+            4,
+            "columns 0-3 are dead for both rows"
+        );
+        assert_eq!((cache.len(), cache.pads().to_vec()), (1, vec![0, 1]));
+        let c = Tensor::full(5f32, (2, 1, 1, 1), &dev).unwrap();
+        let (k, _) = cache.append(0, &c, &c).unwrap();
+        let k: Vec<f32> = k.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(
+            k,
+            vec![4., 5., 4., 5.],
+            "the live column moved to the front"
         );
     }
 

@@ -7,5 +7,5 @@ pub mod sampler;
 
 pub use generate::{
     GenerateError, GeneratedSequence, GenerationObserver, GenerationRequest, generate,
-    generate_observed,
+    generate_continuous, generate_observed,
 };

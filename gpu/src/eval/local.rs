@@ -4,12 +4,13 @@ use crucible_types::sampling::{FinishReason, SamplingParams};
 
 use super::EvalError;
 use super::generator::{Completion, Generator, sample_params};
-use crate::engine::{GenerationRequest, generate};
+use crate::engine::{GenerationRequest, generate_continuous};
 use crate::model::MimoModel;
 use crate::tokenizer::{ChatMessage, Tokenizer, TokenizerError};
 
-/// Sequences decoded together by default: enough to keep a GPU busy on short prompts, small
-/// enough for a 7B model's KV cache at a few thousand tokens per row.
+/// Sequences decoded together by default (continuous batching keeps this many rows busy):
+/// enough to keep a GPU busy on short prompts, small enough for a 7B model's KV cache at a few
+/// thousand tokens per row.
 pub const DEFAULT_MAX_BATCH: usize = 64;
 
 /// Runs prompts through a loaded checkpoint with its chat template.
@@ -70,23 +71,26 @@ impl Generator for LocalGenerator<'_> {
                 });
             }
         }
-        let mut flat = Vec::with_capacity(requests.len());
-        for batch in requests.chunks_mut(self.max_batch) {
-            // Rows are left-padded to the batch's longest prompt, so that prompt bounds every row's
-            // room: the budget never runs past the context; such a sample ends there, truncated.
-            let longest = batch.iter().map(|r| r.prompt_ids.len()).max().unwrap_or(0);
-            let room = u32::try_from(context - longest).unwrap_or(u32::MAX);
-            for r in batch.iter_mut() {
-                r.params.max_new_tokens = r.params.max_new_tokens.min(room);
-            }
-            for seq in generate(self.model, self.tokenizer, batch, |_, _| {})? {
-                flat.push(Completion {
-                    tokens: u32::try_from(seq.token_ids.len()).unwrap_or(u32::MAX),
-                    truncated: seq.finish_reason == FinishReason::Length,
-                    text: seq.text,
-                });
-            }
+        // Positions count from each row's own start, so a prompt bounds only its own row's room:
+        // a budget past the context ends there, truncated.
+        for r in &mut requests {
+            let room = u32::try_from(context - r.prompt_ids.len()).unwrap_or(u32::MAX);
+            r.params.max_new_tokens = r.params.max_new_tokens.min(room);
         }
+        let flat: Vec<Completion> = generate_continuous(
+            self.model,
+            self.tokenizer,
+            &requests,
+            self.max_batch,
+            &mut (),
+        )?
+        .into_iter()
+        .map(|seq| Completion {
+            tokens: u32::try_from(seq.token_ids.len()).unwrap_or(u32::MAX),
+            truncated: seq.finish_reason == FinishReason::Length,
+            text: seq.text,
+        })
+        .collect();
         let mut flat = flat.into_iter();
         Ok(prompts
             .iter()
