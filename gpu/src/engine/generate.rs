@@ -298,14 +298,8 @@ pub fn generate_continuous(
 
     while slots.iter().any(Option::is_some) {
         if !observer.keep_going() {
-            let running = slots.iter().flatten().map(|s| s.request);
-            let unfinished: Vec<usize> = running.chain(waiting.drain(..)).collect();
-            abort(
-                rows.iter_mut()
-                    .enumerate()
-                    .filter(|(i, _)| unfinished.contains(i))
-                    .map(|(_, r)| r),
-            );
+            // The unfinished rows are exactly the running and the waiting requests.
+            abort(rows.iter_mut());
             break;
         }
         let logits = model.forward_last(&input, &mut cache)?.to_vec2::<f32>()?;
