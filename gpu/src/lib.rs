@@ -1,12 +1,8 @@
-//! The worker side of Crucible: model, engine, rewards, evals and RL (see ARCHITECTURE.md).
+//! What runs on an accelerator: the MiMo model and its KV cache, the generation engine, the
+//! tokenizer, and device selection (see ARCHITECTURE.md). Evals, training and RL build on it in
+//! `crucible-worker`; grading lives in `crucible-verify`.
 
-pub mod data;
 pub mod device;
 pub mod engine;
-pub mod eval;
 pub mod model;
-pub mod reward;
-pub mod rl;
 pub mod tokenizer;
-pub mod train;
-pub mod worker;

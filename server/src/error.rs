@@ -87,3 +87,12 @@ impl IntoResponse for AppError {
         (status, Json(ApiError { error: self.body() })).into_response()
     }
 }
+
+impl From<crucible_types::Invalid> for AppError {
+    fn from(e: crucible_types::Invalid) -> Self {
+        AppError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}

@@ -100,7 +100,7 @@ async fn submission_is_validated_and_creates_run_and_evals(pool: PgPool) {
     assert_error(
         api.post("/api/v1/jobs", &t, big_k).await,
         StatusCode::UNPROCESSABLE_ENTITY,
-        Some("spec"),
+        Some("spec.ks[0]"),
     );
     let hot = bad(
         json!({ "kind": "eval", "model_id": m, "benchmarks": ["gsm8k"], "sampling": { "temperature": -1.0 } }),
@@ -108,7 +108,7 @@ async fn submission_is_validated_and_creates_run_and_evals(pool: PgPool) {
     assert_error(
         api.post("/api/v1/jobs", &t, hot).await,
         StatusCode::UNPROCESSABLE_ENTITY,
-        Some("spec"),
+        Some("spec.sampling.temperature"),
     );
     assert_error(
         api.post("/api/v1/jobs", &t, bad(json!({ "kind": "train" })))
@@ -135,6 +135,81 @@ async fn submission_is_validated_and_creates_run_and_evals(pool: PgPool) {
         1,
         "refused submissions left nothing behind"
     );
+}
+
+/// What used to be queued and fail later on the worker is refused at the door, naming the field.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn jobs_that_cannot_run_are_refused_before_they_are_queued(pool: PgPool) {
+    let api = Api::new(pool.clone());
+    let t = token(&pool, "alpha").await;
+    let m = model(&api, &t, "tiny", json!([])).await;
+    let ghost = uuid::Uuid::new_v4();
+    let eval = |extra: Value| {
+        let mut spec = json!({ "kind": "eval", "model_id": m, "benchmarks": ["gsm8k"] });
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({ "spec": spec })
+    };
+    let cases = [
+        (
+            eval(json!({ "benchmarks": ["gsm8k", "gsm9k"] })),
+            "spec.benchmarks[1]",
+        ),
+        (
+            eval(json!({ "benchmarks": [format!("dataset:{ghost}")] })),
+            "spec.benchmarks[0]",
+        ),
+        (
+            eval(json!({ "benchmarks": ["dataset:nope"] })),
+            "spec.benchmarks[0]",
+        ),
+        (
+            eval(json!({ "benchmarks": ["gsm8k", "gsm8k"] })),
+            "spec.benchmarks[1]",
+        ),
+        (
+            eval(json!({ "sampling": { "temperature": 50.0 } })),
+            "spec.sampling.temperature",
+        ),
+        (
+            eval(json!({ "sampling": { "max_new_tokens": 1_000_000_000u32 } })),
+            "spec.sampling.max_new_tokens",
+        ),
+        (eval(json!({ "n_samples": 100_000 })), "spec.n_samples"),
+        (
+            json!({ "spec": { "kind": "generate", "model_id": m, "prompts": ["hi"], "sampling": { "temperature": 50.0 } } }),
+            "spec.sampling.temperature",
+        ),
+        (
+            json!({ "spec": { "kind": "sft", "config": {
+                "kind": "sft", "init": { "from": { "dir": "/tmp/model" } },
+                "data": { "synthetic": { "seed": 1, "max_steps": 2, "max_digits": 2 } },
+                "out_dir": "sft", "seq_len": 128, "micro_batch": 2, "grad_accum": 1, "steps": 0,
+                "schedule": { "kind": "constant", "warmup": 0 } } } }),
+            "spec.config.steps",
+        ),
+        (
+            json!({ "spec": { "kind": "generate", "model_id": m, "prompts": ["hi"] }, "priority": 5000 }),
+            "priority",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, err) = api.post("/api/v1/jobs", &t, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {err}");
+        let named = err["error"]["field"].as_str().unwrap_or_default();
+        assert!(
+            named.starts_with(field),
+            "{body}: named {named:?}, want {field}"
+        );
+    }
+    let (_, jobs) = api.get("/api/v1/jobs").await;
+    assert_eq!(jobs, json!([]), "nothing was queued");
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(runs, 0, "no run was created for a refused job");
 }
 
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]

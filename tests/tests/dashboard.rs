@@ -419,11 +419,14 @@ async fn the_submit_form_names_the_bad_field_and_queues_nothing(pool: PgPool) {
         ("token", "cru_not-a-real-token"),
         ("model_id", "not-a-model"),
         ("benchmark", ""),
+        ("benchmark", "gsm9k"),
         ("n_samples", "many"),
         ("n_samples", "0"),
         ("limit", "-3"),
         ("temperature", "hot"),
+        ("temperature", "50"),
         ("max_tokens", "0"),
+        ("max_tokens", "1000000000"),
     ] {
         let outcome = submit(&api, &with(field, value)).await;
         assert_eq!(

@@ -1,9 +1,22 @@
 //! Evals, their samples and scores, and the leaderboard built from them.
 
 use crate::sampling::SamplingParams;
+use crate::tracking::wire_enum;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+wire_enum! {
+    /// An eval's place: `queued → running → finished | failed | killed`, following its job.
+    EvalStatus {
+        Queued => "queued",
+        Running => "running",
+        Finished => "finished",
+        Failed => "failed",
+        /// Its job was cancelled.
+        Killed => "killed",
+    }
+}
 
 /// One completion of one problem, as the worker graded it. `(problem_idx, sample_idx)` makes
 /// uploads idempotent: a retried worker overwrites, never duplicates.
@@ -92,8 +105,8 @@ pub struct Eval {
     pub sampling: SamplingParams,
     /// Samples per problem.
     pub n_samples: i32,
-    /// `queued`, `running`, `finished`, `failed`.
-    pub status: String,
+    /// Where the eval is; it follows its job.
+    pub status: EvalStatus,
     /// Problems evaluated, once finished.
     pub problems: Option<i32>,
     /// Scores, once finished.

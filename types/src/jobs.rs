@@ -1,7 +1,10 @@
 //! The job queue's contract: what users submit, what workers lease, and what they report back.
 
+use crate::presets::Preset;
 use crate::sampling::SamplingParams;
 use crate::tracking::wire_enum;
+use crate::train::TrainConfig;
+use crate::validate::{Invalid, in_range};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -33,7 +36,15 @@ wire_enum! {
     }
 }
 
-/// What a job needs of the worker that runs it.
+wire_enum! {
+    /// Where a worker runs models: candle on the CPU or CUDA, or the wgpu compute shaders.
+    Device {
+        Cpu => "cpu",
+        Cuda => "cuda",
+        Wgpu => "wgpu",
+    }
+}
+
 /// The built-in benchmarks a worker's eval harness loads, in the order docs/eval.md lists them
 /// (besides `dataset:<id>` for an imported dataset).
 pub const BENCHMARKS: &[&str] = &[
@@ -55,25 +66,35 @@ pub const BENCHMARKS: &[&str] = &[
 /// folder, so every feature runs anywhere.
 pub const SYNTHETIC: &str = "synthetic";
 
+/// What a job needs of the worker that runs it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct JobRequirements {
-    /// `cpu`, `cuda` or `wgpu`; any device when absent.
-    pub device: Option<String>,
+    /// Any device when absent.
+    pub device: Option<Device>,
     /// Minimum free memory of the device, in GiB.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1048576))]
     pub min_memory_gb: Option<f64>,
 }
+
+/// Most memory a worker may report or a job may ask for, in GiB (1 PiB).
+pub const MAX_MEMORY_GB: f64 = 1_048_576.0;
+/// Longest display name of a worker or model, in characters.
+pub const MAX_NAME_CHARS: usize = 250;
 
 /// What a worker offers, sent when it registers; the queue only hands it jobs it can run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerCapabilities {
-    /// Devices the worker can run on (`cpu`, `cuda`, `wgpu`).
-    pub devices: Vec<String>,
+    /// Devices the worker can run on, each once.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 3))]
+    pub devices: Vec<Device>,
     /// Memory available to jobs, in GiB.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1048576))]
     pub memory_gb: f64,
-    /// Job kinds it implements.
+    /// Job kinds it implements, each once.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 5))]
     pub kinds: Vec<JobKind>,
 }
 
@@ -95,9 +116,9 @@ pub struct EvalSpec {
     /// Evaluate only the first `limit` problems of each benchmark.
     #[serde(default)]
     pub limit: Option<u32>,
-    /// `mimo` (the report's protocol) or `greedy`.
+    /// The protocol filling what `sampling` and `n_samples` leave out; greedy when absent.
     #[serde(default)]
-    pub preset: Option<String>,
+    pub preset: Option<Preset>,
     /// k values for pass@k and maj@k (each ≤ n); `[1]` when absent.
     #[serde(default)]
     pub ks: Vec<u32>,
@@ -120,15 +141,14 @@ pub struct GenerateSpec {
     pub sampling: SamplingParams,
 }
 
-/// A training job: the worker's `TrainConfig` (see docs/training.md) as JSON, and the name under
-/// which the trained model is registered when the job succeeds.
+/// A training job: its [`TrainConfig`] (see docs/training.md), and the name under which the
+/// trained model is registered when the job succeeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TrainSpec {
     /// The training config; its `kind` must match the job's.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub config: serde_json::Value,
+    pub config: TrainConfig,
     /// Register the final model under this name (default: `<kind>-<job id prefix>`).
     #[serde(default)]
     pub model_name: Option<String>,
@@ -175,6 +195,182 @@ impl JobSpec {
     }
 }
 
+/// Most benchmarks one eval job may name.
+pub const MAX_BENCHMARKS: usize = 64;
+/// Most prompts one generate job may carry.
+pub const MAX_PROMPTS: usize = 10_000;
+
+/// The dataset a benchmark name refers to (`dataset:<id>`), if it names one.
+pub fn benchmark_dataset(name: &str) -> Option<Result<Uuid, Invalid>> {
+    name.strip_prefix("dataset:").map(|id| {
+        id.parse().map_err(|_| {
+            Invalid::new(
+                "",
+                format!("{name:?}: `dataset:` must be followed by a dataset id"),
+            )
+        })
+    })
+}
+
+/// A display name: 1 to [`MAX_NAME_CHARS`] characters, no control characters.
+pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() || chars > MAX_NAME_CHARS {
+        return Err(Invalid::new(
+            field,
+            format!("must have 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+impl JobSpec {
+    /// Everything about the spec that can be checked without the database; the server then
+    /// checks that the model and datasets it names exist ([`JobSpec::dataset_ids`]).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        match self {
+            JobSpec::Eval(e) => e.validate(),
+            JobSpec::Generate(g) => {
+                if g.prompts.is_empty() || g.prompts.len() > MAX_PROMPTS {
+                    return Err(Invalid::new(
+                        "prompts",
+                        format!("give 1 to {MAX_PROMPTS} prompts"),
+                    ));
+                }
+                g.sampling.validate().map_err(|e| e.under("sampling"))
+            }
+            JobSpec::Pretrain(t) | JobSpec::Sft(t) => {
+                if t.config.kind.as_str() != self.kind().as_str() {
+                    return Err(Invalid::new(
+                        "config.kind",
+                        format!(
+                            "must be {:?} for a {} job",
+                            self.kind().as_str(),
+                            self.kind()
+                        ),
+                    ));
+                }
+                if let Some(name) = &t.model_name {
+                    check_name("model_name", name)?;
+                }
+                t.config.validate().map_err(|e| e.under("config"))
+            }
+            JobSpec::Rl(r) => {
+                if let Some(name) = &r.model_name {
+                    check_name("model_name", name)?;
+                }
+                r.config.validate().map_err(|e| e.under("config"))
+            }
+        }
+    }
+
+    /// The imported datasets the spec reads, with the field that names each.
+    pub fn dataset_ids(&self) -> Vec<(String, Uuid)> {
+        match self {
+            JobSpec::Eval(e) => e
+                .benchmarks
+                .iter()
+                .enumerate()
+                .filter_map(|(i, b)| {
+                    Some((format!("benchmarks[{i}]"), benchmark_dataset(b)?.ok()?))
+                })
+                .collect(),
+            JobSpec::Rl(r) => r.config.dataset_ids(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl EvalSpec {
+    /// Known benchmark names (or `dataset:<id>`), each once, and a resolvable protocol for each.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.benchmarks.is_empty() || self.benchmarks.len() > MAX_BENCHMARKS {
+            return Err(Invalid::new(
+                "benchmarks",
+                format!("name 1 to {MAX_BENCHMARKS} benchmarks"),
+            ));
+        }
+        for (i, b) in self.benchmarks.iter().enumerate() {
+            let field = format!("benchmarks[{i}]");
+            match benchmark_dataset(b) {
+                Some(id) => {
+                    id.map_err(|e| e.under(&field))?;
+                }
+                None if BENCHMARKS.contains(&b.as_str()) => {}
+                None => {
+                    return Err(Invalid::new(
+                        field,
+                        format!(
+                            "unknown benchmark {b:?}; known: {}, or dataset:<id>",
+                            BENCHMARKS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if self.benchmarks[..i].contains(b) {
+                return Err(Invalid::new(field, format!("{b:?} is named twice")));
+            }
+            self.resolve(b)?;
+        }
+        if let Some(limit) = self.limit {
+            in_range("limit", limit, 1..=u32::MAX)?;
+        }
+        Ok(())
+    }
+}
+
+impl SubmitJob {
+    /// The whole request, fields named from the body's root (`spec.sampling.temperature`).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.spec.validate().map_err(|e| e.under("spec"))?;
+        in_range("priority", self.priority, -1000..=1000)?;
+        if let Some(m) = self.max_attempts {
+            in_range("max_attempts", m, 1..=10)?;
+        }
+        if let Some(m) = self.requirements.min_memory_gb
+            && !(m.is_finite() && (0.0..=MAX_MEMORY_GB).contains(&m))
+        {
+            return Err(Invalid::new(
+                "requirements.min_memory_gb",
+                format!("must be between 0 and {MAX_MEMORY_GB}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RegisterWorker {
+    /// A printable name and capabilities within physical bounds, without repeats.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_name("name", &self.name)?;
+        let c = &self.capabilities;
+        if !(c.memory_gb.is_finite() && c.memory_gb > 0.0 && c.memory_gb <= MAX_MEMORY_GB) {
+            return Err(Invalid::new(
+                "capabilities.memory_gb",
+                format!("must be above 0 and at most {MAX_MEMORY_GB}"),
+            ));
+        }
+        if c.devices.is_empty()
+            || (1..c.devices.len()).any(|i| c.devices[..i].contains(&c.devices[i]))
+        {
+            return Err(Invalid::new(
+                "capabilities.devices",
+                "name each device once, at least one",
+            ));
+        }
+        if c.kinds.is_empty() || (1..c.kinds.len()).any(|i| c.kinds[..i].contains(&c.kinds[i])) {
+            return Err(Invalid::new(
+                "capabilities.kinds",
+                "name each job kind once, at least one",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Body of `POST /api/v1/jobs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -184,12 +380,14 @@ pub struct SubmitJob {
     pub spec: JobSpec,
     /// Higher runs first (default 0).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = -1000, maximum = 1000))]
     pub priority: i32,
     /// What the worker needs.
     #[serde(default)]
     pub requirements: JobRequirements,
     /// Leases a job may lose before it fails (default 3).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10))]
     pub max_attempts: Option<i32>,
 }
 
@@ -255,6 +453,7 @@ pub struct Job {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterWorker {
     /// Display name (host name, GPU).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 250))]
     pub name: String,
     /// What it can run.
     pub capabilities: WorkerCapabilities,
@@ -334,104 +533,4 @@ pub struct CompleteJob {
     /// `None` for success, else why it failed (the job then fails without retry).
     #[serde(default)]
     pub error: Option<String>,
-}
-
-/// Benchmarks whose MiMo protocol is avg@32.
-const AVG32: &[&str] = &["aime2024", "aime2025"];
-/// Benchmarks whose MiMo protocol is avg@8.
-const AVG8: &[&str] = &["humaneval", "mbpp", "livecodebench", "gpqa_diamond"];
-/// Token budget of a preset when the spec gives none.
-const PRESET_MAX_NEW_TOKENS: u32 = 1024;
-
-impl EvalSpec {
-    /// The concrete (n, sampling) for one benchmark: explicit fields win, then the preset
-    /// (`mimo`: T=0.6, top-p 0.95, avg@32 for AIME, avg@8 for code and GPQA, 1 otherwise;
-    /// `greedy`: T=0, n=1), then greedy.
-    pub fn resolve(&self, benchmark: &str) -> Result<(u32, SamplingParams), String> {
-        let preset = self
-            .preset
-            .as_deref()
-            .unwrap_or(if self.sampling.is_some() {
-                "custom"
-            } else {
-                "greedy"
-            });
-        let (preset_n, preset_sampling) = match preset {
-            "mimo" => {
-                let n = if AVG32.contains(&benchmark) {
-                    32
-                } else if AVG8.contains(&benchmark) {
-                    8
-                } else {
-                    1
-                };
-                let s = SamplingParams {
-                    temperature: 0.6,
-                    top_p: 0.95,
-                    max_new_tokens: PRESET_MAX_NEW_TOKENS,
-                    ..SamplingParams::default()
-                };
-                (n, s)
-            }
-            "greedy" | "custom" => (1, SamplingParams::greedy(PRESET_MAX_NEW_TOKENS)),
-            other => return Err(format!("unknown preset {other:?}; expected mimo or greedy")),
-        };
-        let sampling = self.sampling.clone().unwrap_or(preset_sampling);
-        sampling.validate()?;
-        let n = self.n_samples.unwrap_or(preset_n);
-        if !(1..=1024).contains(&n) {
-            return Err(format!("n_samples must be between 1 and 1024, got {n}"));
-        }
-        if let Some(k) = self.ks.iter().find(|k| **k == 0 || **k > n) {
-            return Err(format!(
-                "every k must be between 1 and n_samples ({n}), got {k}"
-            ));
-        }
-        Ok((n, sampling))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(preset: Option<&str>) -> EvalSpec {
-        EvalSpec {
-            model_id: Uuid::nil(),
-            benchmarks: vec![],
-            sampling: None,
-            n_samples: None,
-            limit: None,
-            preset: preset.map(str::to_string),
-            ks: vec![],
-            project_id: None,
-        }
-    }
-
-    #[test]
-    fn mimo_preset_follows_the_report() {
-        let s = spec(Some("mimo"));
-        let (n, p) = s.resolve("aime2024").unwrap();
-        assert_eq!((n, p.temperature, p.top_p), (32, 0.6, 0.95));
-        assert_eq!(s.resolve("humaneval").unwrap().0, 8);
-        assert_eq!(s.resolve("gpqa_diamond").unwrap().0, 8);
-        assert_eq!(s.resolve("math500").unwrap().0, 1);
-    }
-
-    #[test]
-    fn explicit_fields_win_and_bad_ones_are_named() {
-        let mut s = spec(Some("mimo"));
-        s.n_samples = Some(4);
-        s.ks = vec![1, 4];
-        assert_eq!(s.resolve("aime2024").unwrap().0, 4);
-        s.ks = vec![8];
-        assert!(s.resolve("aime2024").unwrap_err().contains("k"));
-        assert_eq!(spec(None).resolve("gsm8k").unwrap().1.temperature, 0.0);
-        assert!(
-            spec(Some("fast"))
-                .resolve("gsm8k")
-                .unwrap_err()
-                .contains("preset")
-        );
-    }
 }

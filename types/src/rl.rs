@@ -5,6 +5,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::sampling::{MAX_NEW_TOKENS, MAX_TEMPERATURE};
+use crate::validate::{Invalid, finite_in, in_range};
+
 /// Where RL problems come from. Rewards come from the verifiers of the problems' kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -188,7 +191,7 @@ impl Default for RlConfig {
 impl RlConfig {
     /// The first setting that cannot run, as `(field, reason)`; the server refuses such a job at
     /// submission and the worker before it loads anything.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let positive = [
             ("steps", self.steps as usize),
             ("group_size", self.group_size),
@@ -200,22 +203,25 @@ impl RlConfig {
             ("reward_workers", self.reward_workers),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err((name, "must be at least 1".into()));
+            return Err(Invalid::new(*name, "must be at least 1".to_string()));
         }
         if self.group_size < 2 {
-            return Err((
+            return Err(Invalid::new(
                 "group_size",
-                "GRPO needs at least 2 rollouts per problem".into(),
+                "GRPO needs at least 2 rollouts per problem".to_string(),
             ));
         }
         if self.mini_batches > self.groups_per_batch * self.group_size {
-            return Err((
+            return Err(Invalid::new(
                 "mini_batches",
-                "cannot exceed the rollouts per batch (groups_per_batch × group_size)".into(),
+                "cannot exceed the rollouts per batch (groups_per_batch × group_size)".to_string(),
             ));
         }
         if self.data.is_empty() {
-            return Err(("data", "name at least one problem source".into()));
+            return Err(Invalid::new(
+                "data",
+                "name at least one problem source".to_string(),
+            ));
         }
         for d in &self.data {
             if let RlData::Synthetic {
@@ -223,16 +229,19 @@ impl RlConfig {
             } = d
             {
                 if levels.is_empty() || *problems == 0 {
-                    return Err((
+                    return Err(Invalid::new(
                         "data",
-                        "a synthetic source needs levels and problems > 0".into(),
+                        "a synthetic source needs levels and problems > 0",
                     ));
                 }
                 if levels
                     .iter()
                     .any(|l| !(1..=6).contains(&l.steps) || !(1..=4).contains(&l.digits))
                 {
-                    return Err(("data", "levels need steps in 1–6 and digits in 1–4".into()));
+                    return Err(Invalid::new(
+                        "data",
+                        "levels need steps in 1–6 and digits in 1–4".to_string(),
+                    ));
                 }
             }
         }
@@ -248,32 +257,84 @@ impl RlConfig {
             .iter()
             .find(|(_, v)| !(v.is_finite() && *v >= 0.0))
         {
-            return Err((name, format!("must be a finite number ≥ 0, got {v}")));
+            return Err(Invalid::new(
+                *name,
+                format!("must be a finite number ≥ 0, got {v}"),
+            ));
         }
         if self.lr == 0.0 {
-            return Err(("lr", "must be positive".into()));
+            return Err(Invalid::new("lr", "must be positive".to_string()));
         }
         if self.eps_low >= 1.0 {
-            return Err(("eps_low", "must be below 1".into()));
+            return Err(Invalid::new("eps_low", "must be below 1".to_string()));
         }
         if !(0.0..=1.0).contains(&self.easy_alpha) {
-            return Err(("easy_alpha", "must be a probability in [0, 1]".into()));
+            return Err(Invalid::new(
+                "easy_alpha",
+                "must be a probability in [0, 1]".to_string(),
+            ));
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err((
+            return Err(Invalid::new(
                 "temperature",
-                "must be positive: the ratio needs the sampling policy's log-probabilities".into(),
+                "must be positive: the ratio needs the sampling policy's log-probabilities"
+                    .to_string(),
             ));
         }
         if let Some(e) = &self.eval
             && (e.n_samples == 0 || e.max_new_tokens == 0 || e.benchmark.trim().is_empty())
         {
-            return Err((
+            return Err(Invalid::new(
                 "eval",
-                "needs a benchmark, n_samples ≥ 1 and max_new_tokens ≥ 1".into(),
+                "needs a benchmark, n_samples ≥ 1 and max_new_tokens ≥ 1".to_string(),
             ));
         }
+        in_range("group_size", self.group_size, 2..=1024)?;
+        in_range("groups_per_batch", self.groups_per_batch, 1..=4096)?;
+        in_range("max_new_tokens", self.max_new_tokens, 1..=MAX_NEW_TOKENS)?;
+        in_range("reward_workers", self.reward_workers, 1..=256)?;
+        if self.temperature > MAX_TEMPERATURE {
+            return Err(Invalid::new(
+                "temperature",
+                format!("must be at most {MAX_TEMPERATURE}"),
+            ));
+        }
+        if let Some(e) = &self.eval {
+            if !crate::jobs::BENCHMARKS.contains(&e.benchmark.as_str()) {
+                return Err(Invalid::new(
+                    "eval.benchmark",
+                    format!(
+                        "unknown benchmark {:?}; known: {}",
+                        e.benchmark,
+                        crate::jobs::BENCHMARKS.join(", ")
+                    ),
+                ));
+            }
+            in_range(
+                "eval.n_samples",
+                e.n_samples,
+                1..=crate::presets::MAX_SAMPLES,
+            )?;
+            in_range("eval.max_new_tokens", e.max_new_tokens, 1..=MAX_NEW_TOKENS)?;
+            finite_in(
+                "eval.temperature",
+                f64::from(e.temperature),
+                0.0..=f64::from(MAX_TEMPERATURE),
+            )?;
+        }
         Ok(())
+    }
+
+    /// The imported datasets the run trains on, with the field that names each.
+    pub fn dataset_ids(&self) -> Vec<(String, Uuid)> {
+        self.data
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d {
+                RlData::Dataset { id } => Some((format!("config.data[{i}].id"), *id)),
+                RlData::Synthetic { .. } => None,
+            })
+            .collect()
     }
 }
 
@@ -320,7 +381,7 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_field() {
-        let field = |c: RlConfig| c.validate().unwrap_err().0;
+        let field = |c: RlConfig| c.validate().unwrap_err().field;
         assert_eq!(field(RlConfig::default()), "data");
         assert_eq!(
             field(RlConfig {

@@ -3,6 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::validate::{Invalid, finite_in, in_range};
+
+/// Highest temperature a request may ask for (beyond it sampling is noise).
+pub const MAX_TEMPERATURE: f32 = 5.0;
+/// Largest token budget of one completion (128 Ki tokens, MiMo's longest context).
+pub const MAX_NEW_TOKENS: u32 = 131_072;
+/// Most stop strings (and stop token ids) one request may give.
+pub const MAX_STOPS: usize = 16;
+/// Longest stop string, in characters.
+pub const MAX_STOP_CHARS: usize = 256;
+
 /// How a generation request picks tokens and when it stops.
 ///
 /// `temperature == 0` means greedy decoding (the other filters are then irrelevant). The filters
@@ -12,20 +23,26 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct SamplingParams {
     /// Softmax temperature; 0 selects the most likely token (greedy).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 5))]
     pub temperature: f32,
     /// Nucleus sampling: keep the smallest set of tokens whose probability sums to at least this.
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1))]
     pub top_p: f32,
     /// Keep only the k most likely tokens; 0 disables the filter.
     pub top_k: u32,
     /// Drop tokens whose probability is below `min_p` times the most likely token's probability.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
     pub min_p: f32,
     /// Seed of the request's own random generator: the same seed gives the same output.
     pub seed: u64,
     /// Upper bound on generated tokens (the prompt does not count).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 131072))]
     pub max_new_tokens: u32,
     /// Token ids that end generation (in addition to the model's end-of-sequence tokens).
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub stop_token_ids: Vec<u32>,
     /// Strings that end generation; the returned text stops right before the first one.
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub stop: Vec<String>,
     /// Keep generating past the model's end-of-sequence tokens (benchmarks, fixed-length
     /// parity runs); `stop_token_ids` still apply.
@@ -75,21 +92,41 @@ impl SamplingParams {
     }
 
     /// Checks ranges so that a bad request is refused with the field's name, not sampled oddly.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(format!(
-                "temperature must be >= 0, got {}",
-                self.temperature
+    pub fn validate(&self) -> Result<(), Invalid> {
+        finite_in(
+            "temperature",
+            f64::from(self.temperature),
+            0.0..=f64::from(MAX_TEMPERATURE),
+        )?;
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(Invalid::new(
+                "top_p",
+                format!("must be in (0, 1], got {}", self.top_p),
             ));
         }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(format!("top_p must be in (0, 1], got {}", self.top_p));
+        finite_in("min_p", f64::from(self.min_p), 0.0..=1.0)?;
+        in_range("max_new_tokens", self.max_new_tokens, 1..=MAX_NEW_TOKENS)?;
+        if self.stop_token_ids.len() > MAX_STOPS {
+            return Err(Invalid::new(
+                "stop_token_ids",
+                format!("at most {MAX_STOPS} stop tokens"),
+            ));
         }
-        if !(0.0..=1.0).contains(&self.min_p) {
-            return Err(format!("min_p must be in [0, 1], got {}", self.min_p));
+        if self.stop.len() > MAX_STOPS {
+            return Err(Invalid::new(
+                "stop",
+                format!("at most {MAX_STOPS} stop strings"),
+            ));
         }
-        if self.stop.iter().any(String::is_empty) {
-            return Err("stop strings must not be empty".to_string());
+        if let Some(i) = self
+            .stop
+            .iter()
+            .position(|s| s.is_empty() || s.chars().count() > MAX_STOP_CHARS)
+        {
+            return Err(Invalid::new(
+                format!("stop[{i}]"),
+                format!("stop strings must have 1 to {MAX_STOP_CHARS} characters"),
+            ));
         }
         Ok(())
     }
@@ -116,7 +153,18 @@ mod tests {
             top_p: 0.0,
             ..SamplingParams::default()
         };
-        assert!(p.validate().unwrap_err().contains("top_p"));
+        assert_eq!(p.validate().unwrap_err().field, "top_p");
+        let hot = SamplingParams {
+            temperature: 50.0,
+            ..SamplingParams::default()
+        };
+        assert_eq!(hot.validate().unwrap_err().field, "temperature");
+        let long = SamplingParams::greedy(1_000_000_000);
+        assert_eq!(long.validate().unwrap_err().field, "max_new_tokens");
+        assert_eq!(
+            SamplingParams::greedy(0).validate().unwrap_err().field,
+            "max_new_tokens"
+        );
         assert!(SamplingParams::greedy(4).validate().is_ok());
     }
 }

@@ -1,9 +1,9 @@
 //! Datasets (versions, row counts, a row preview) and models (where their weights are).
 
+use super::Pager;
 use super::parsed;
 use crate::api::{DATASET_PAGE, fetch_dataset, fetch_datasets, fetch_models};
 use crate::components::{ErrorBox, Loading, when};
-use crate::pages::runs::Pager;
 use crucible_types::ModelSource;
 use leptos::prelude::*;
 use leptos_router::components::A;

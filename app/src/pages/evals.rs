@@ -48,7 +48,7 @@ pub fn EvalsPage() -> impl IntoView {
                                         <tr>
                                             <td><A href=format!("/evals/{}", e.id)>{v.model_name}</A></td>
                                             <td>{e.benchmark}</td>
-                                            <td><Badge text=e.status/></td>
+                                            <td><Badge text=e.status.to_string()/></td>
                                             <td>{score}</td>
                                             <td>{e.problems.map(|p| p.to_string()).unwrap_or_default()}</td>
                                             <td>{e.n_samples}</td>
@@ -112,7 +112,7 @@ pub fn EvalPage() -> impl IntoView {
                     Ok(v) => {
                         let e = v.eval;
                         view! {
-                            <h1>{format!("{} on {}", v.model_name, e.benchmark)} " " <Badge text=e.status.clone()/></h1>
+                            <h1>{format!("{} on {}", v.model_name, e.benchmark)} " " <Badge text=e.status.to_string()/></h1>
                             <p class="muted">{format!("{} problems · {} samples each · temperature {} · max {} tokens · created {}",
                                 e.problems.unwrap_or(0), e.n_samples, e.sampling.temperature, e.sampling.max_new_tokens, when(&e.created_at))}
                                 {e.run_id.map(|r| view! { " · " <A href=format!("/runs/{r}")>"run"</A> })}

@@ -65,7 +65,7 @@ pub fn JobsPage() -> impl IntoView {
                                     {v.workers.into_iter().map(|w| view! {
                                         <tr>
                                             <td>{w.name}</td>
-                                            <td>{w.capabilities.devices.join(", ")}</td>
+                                            <td>{w.capabilities.devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")}</td>
                                             <td>{format!("{:.0} GB", w.capabilities.memory_gb)}</td>
                                             <td>{w.capabilities.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")}</td>
                                             <td>{format!("{} ago", age(&now, &w.last_seen_at))}</td>

@@ -8,6 +8,8 @@ pub mod run;
 pub mod runs;
 pub mod submit;
 
+use leptos::prelude::*;
+use leptos_router::components::A;
 use leptos_router::params::ParamsMap;
 
 /// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
@@ -64,5 +66,25 @@ mod tests {
         let href = with_param(&q, "q", "loss & acc", &["page"]);
         assert_eq!(href, "?status=running&q=loss%20%26%20acc");
         assert_eq!(with_param(&q, "status", "", &[]), "?page=3");
+    }
+}
+
+/// Previous / next links.
+#[component]
+pub fn Pager(
+    q: leptos_router::params::ParamsMap,
+    total: i64,
+    page: i64,
+    per_page: i64,
+) -> impl IntoView {
+    let pages = ((total + per_page - 1) / per_page).max(1);
+    let prev = (page > 0).then(|| with_param(&q, "page", &(page - 1).to_string(), &[]));
+    let next = (page + 1 < pages).then(|| with_param(&q, "page", &(page + 1).to_string(), &[]));
+    view! {
+        <div class="pager">
+            {prev.map(|h| view! { <A href=h>"← previous"</A> })}
+            <span class="muted">{format!("page {} of {pages}", page + 1)}</span>
+            {next.map(|h| view! { <A href=h>"next →"</A> })}
+        </div>
     }
 }

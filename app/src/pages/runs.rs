@@ -1,7 +1,7 @@
 //! The runs table: filters by project, kind, status and tag, a name search, sortable columns and
 //! pages, all in the URL so a view can be shared; refreshed live.
 
-use super::{param, parsed, with_param};
+use super::{Pager, param, parsed, with_param};
 use crate::api::fetch_runs;
 use crate::components::{Badge, ErrorBox, Loading, when};
 use crate::live::use_live;
@@ -142,24 +142,4 @@ fn SortHeader(
         (column.to_string(), "")
     };
     view! { <th><A href=with_param(&q, "sort", &next, &["page"])>{format!("{label}{arrow}")}</A></th> }
-}
-
-/// Previous / next links.
-#[component]
-pub fn Pager(
-    q: leptos_router::params::ParamsMap,
-    total: i64,
-    page: i64,
-    per_page: i64,
-) -> impl IntoView {
-    let pages = ((total + per_page - 1) / per_page).max(1);
-    let prev = (page > 0).then(|| with_param(&q, "page", &(page - 1).to_string(), &[]));
-    let next = (page + 1 < pages).then(|| with_param(&q, "page", &(page + 1).to_string(), &[]));
-    view! {
-        <div class="pager">
-            {prev.map(|h| view! { <A href=h>"← previous"</A> })}
-            <span class="muted">{format!("page {} of {pages}", page + 1)}</span>
-            {next.map(|h| view! { <A href=h>"next →"</A> })}
-        </div>
-    }
 }

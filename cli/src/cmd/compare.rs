@@ -2,9 +2,9 @@
 //! each, and the paired difference with its bootstrap interval, overall and per subset.
 
 use anyhow::{Context, Result, bail};
-use crucible_gpu::eval::compare::{ComparisonRow, ProblemResult, compare};
-use crucible_types::eval::{Eval, EvalScore, ProblemSamples};
+use crucible_types::eval::{Eval, EvalScore, EvalStatus, ProblemSamples};
 use crucible_types::model::Model;
+use crucible_worker::eval::compare::{ComparisonRow, ProblemResult, compare};
 use uuid::Uuid;
 
 use crate::cmd::api::ServerArgs;
@@ -26,7 +26,7 @@ const PAGE: usize = 200;
 /// An eval's metadata, its model's name and its per-problem results.
 async fn fetch(server: &ServerArgs, id: Uuid) -> Result<(Eval, String, Vec<ProblemResult>)> {
     let eval: Eval = server.get(&format!("/evals/{id}")).await?;
-    if eval.status != "finished" {
+    if eval.status != EvalStatus::Finished {
         bail!("eval {id} is {}: only finished evals compare", eval.status);
     }
     let model: Model = server.get(&format!("/models/{}", eval.model_id)).await?;

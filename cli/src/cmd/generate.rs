@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop: args.stop,
         ignore_eos: args.ignore_eos,
     };
-    params.validate().map_err(anyhow::Error::msg)?;
+    params.validate()?;
     if !args.model.is_dir() {
         anyhow::bail!("--model {}: not a folder", args.model.display());
     }

@@ -2,8 +2,9 @@
 
 use crate::cmd::api::ServerArgs;
 use anyhow::{Context, Result, bail};
+use crucible_types::train::{TrainConfig, TrainKind};
 use crucible_types::{
-    EvalSpec, Job, JobRequirements, JobSpec, JobStatus, RlConfig, RlSpec, SamplingParams,
+    EvalSpec, Job, JobRequirements, JobSpec, JobStatus, Preset, RlConfig, RlSpec, SamplingParams,
     SubmitJob, TrainSpec,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,7 +46,7 @@ fn rl_job(a: &RlArgs) -> Result<SubmitJob> {
         .with_context(|| format!("cannot read {}", a.config.display()))?;
     let config: RlConfig = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid RlConfig", a.config.display()))?;
-    Ok(SubmitJob {
+    let req = SubmitJob {
         spec: JobSpec::Rl(RlSpec {
             model_id: a.model,
             config,
@@ -54,7 +55,20 @@ fn rl_job(a: &RlArgs) -> Result<SubmitJob> {
         priority: 0,
         requirements: JobRequirements::default(),
         max_attempts: None,
-    })
+    };
+    checked(req, &a.config)
+}
+
+/// Refuses a job the server would refuse, naming the config file and the field (`spec.config.`
+/// is the file's root).
+fn checked(req: SubmitJob, file: &std::path::Path) -> Result<SubmitJob> {
+    match req.validate() {
+        Ok(()) => Ok(req),
+        Err(e) => {
+            let field = e.field.strip_prefix("spec.config.").unwrap_or(&e.field);
+            bail!("{}: {field}: {}", file.display(), e.message)
+        }
+    }
 }
 
 /// Arguments of `crucible submit train`.
@@ -76,26 +90,23 @@ pub struct TrainArgs {
 fn train_job(a: &TrainArgs) -> Result<SubmitJob> {
     let text = std::fs::read_to_string(&a.config)
         .with_context(|| format!("cannot read {}", a.config.display()))?;
-    let config: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", a.config.display()))?;
+    let config: TrainConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid training config", a.config.display()))?;
+    let kind = config.kind;
     let spec = TrainSpec {
-        config: config.clone(),
+        config,
         model_name: a.model_name.clone(),
     };
-    let spec = match config.get("kind").and_then(|k| k.as_str()) {
-        Some("pretrain") => JobSpec::Pretrain(spec),
-        Some("sft") => JobSpec::Sft(spec),
-        other => bail!(
-            "{}: `kind` must be \"pretrain\" or \"sft\", not {other:?}",
-            a.config.display()
-        ),
-    };
-    Ok(SubmitJob {
-        spec,
+    let req = SubmitJob {
+        spec: match kind {
+            TrainKind::Pretrain => JobSpec::Pretrain(spec),
+            TrainKind::Sft => JobSpec::Sft(spec),
+        },
         priority: 0,
         requirements: JobRequirements::default(),
         max_attempts: None,
-    })
+    };
+    checked(req, &a.config)
 }
 
 /// Submits `req`, prints the job id, and with `wait` follows it to the end.
@@ -125,7 +136,7 @@ pub struct EvalArgs {
     pub benchmark: Vec<String>,
     /// `mimo` (T=0.6, top-p 0.95, avg@32 AIME / avg@8 code+GPQA) or `greedy`.
     #[arg(long)]
-    pub preset: Option<String>,
+    pub preset: Option<Preset>,
     /// Samples per problem (overrides the preset).
     #[arg(long)]
     pub n: Option<u32>,
@@ -211,7 +222,7 @@ fn eval_job(a: &EvalArgs) -> SubmitJob {
         sampling,
         n_samples: a.n,
         limit: a.limit,
-        preset: a.preset.clone(),
+        preset: a.preset,
         ks: a.k.clone(),
         project_id: None,
     };

@@ -4,7 +4,7 @@
 
 use crate::cmd::serve;
 use anyhow::{Context, Result};
-use crucible_gpu::worker::{self, WorkerConfig};
+use crucible_worker::WorkerConfig;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -121,11 +121,11 @@ pub fn run(args: Args) -> Result<()> {
                 work_dir: crate::cmd::db::crucible_home().join("work"),
             };
             std::thread::spawn(move || {
-                if let Err(e) = worker::run(&config) {
+                if let Err(e) = crucible_worker::run(&config) {
                     tracing::error!(error = %e, "local worker stopped");
                 }
             });
-            println!("A local worker is running ({}).", worker::capabilities().devices.join(", "));
+            println!("A local worker is running ({}).", crucible_worker::capabilities().devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
         }
         server.await.context("server task")?
     })

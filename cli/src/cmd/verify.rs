@@ -4,10 +4,10 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use crucible_gpu::reward::code::{
+use crucible_verify::code::{
     CodeProblem, Isolation, Judge, Language, SandboxConfig, Solution, TierLayout,
 };
-use crucible_gpu::reward::math::{ExtractConfig, MathConfig, Strategy, verify};
+use crucible_verify::math::{ExtractConfig, MathConfig, Strategy, verify};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
@@ -278,9 +278,7 @@ fn code(args: CodeArgs) -> anyhow::Result<()> {
             verdict,
             t.wall.as_secs_f64() * 1e3
         );
-        if t.verdict != crucible_gpu::reward::code::Verdict::Passed
-            && !t.stderr_tail.trim().is_empty()
-        {
+        if t.verdict != crucible_verify::code::Verdict::Passed && !t.stderr_tail.trim().is_empty() {
             let last = t.stderr_tail.trim().lines().last().unwrap_or("");
             println!("         stderr: {last}");
         }

@@ -2,7 +2,7 @@
 
 use crate::cmd::api::ServerArgs;
 use anyhow::{Context, Result};
-use crucible_gpu::worker::{self, WorkerConfig};
+use crucible_worker::WorkerConfig;
 use std::time::Duration;
 
 /// Arguments of `crucible worker`.
@@ -45,5 +45,5 @@ impl Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<()> {
-    worker::run(&args.config()?).context("worker stopped")
+    crucible_worker::run(&args.config()?).context("worker stopped")
 }

@@ -5,8 +5,8 @@ use candle_core::Tensor;
 use crucible_types::sampling::{FinishReason, SamplingParams};
 
 use super::detokenizer::{StopStringFilter, StreamDecoder};
-use super::kv_cache::KvCache;
 use super::sampler::Sampler;
+use crate::model::kv_cache::KvCache;
 use crate::model::{MimoModel, ModelError};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
@@ -404,7 +404,7 @@ fn refill(
 fn validate(model: &MimoModel, requests: &[GenerationRequest]) -> Result<(), GenerateError> {
     for (index, r) in requests.iter().enumerate() {
         let invalid = |message: String| GenerateError::InvalidRequest { index, message };
-        r.params.validate().map_err(invalid)?;
+        r.params.validate().map_err(|e| invalid(e.to_string()))?;
         if r.prompt_ids.is_empty() {
             return Err(invalid("empty prompt".into()));
         }

@@ -1,8 +1,7 @@
-//! Generation engine: KV cache and batching, sampling, the decode loop and streaming text.
+//! Generation engine: batching and continuous batching, sampling, the decode loop and streaming text.
 
 pub mod detokenizer;
 pub mod generate;
-pub mod kv_cache;
 pub mod sampler;
 
 pub use generate::{

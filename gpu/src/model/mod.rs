@@ -2,6 +2,8 @@
 //! Hugging Face checkpoints by their own tensor names.
 
 pub mod config;
+pub mod kv_cache;
+mod layers;
 pub mod mimo;
 pub mod mtp;
 pub mod packed;

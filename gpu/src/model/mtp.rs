@@ -11,9 +11,9 @@ use candle_nn::Linear;
 
 use super::ModelError;
 use super::config::MimoConfig;
-use super::mimo::{DecoderLayer, RmsNorm, StepContext};
+use super::kv_cache::KvCache;
+use super::layers::{DecoderLayer, RmsNorm, StepContext};
 use super::weights::Weights;
-use crate::engine::kv_cache::KvCache;
 
 /// One MTP layer, stored under `model.mtp_layers.{k}` with no `mtp_block.` segment.
 #[derive(Debug, Clone)]

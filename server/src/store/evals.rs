@@ -3,7 +3,8 @@
 use crate::error::{AppError, Result};
 use crate::store::{contamination, jobs};
 use crucible_types::{
-    Eval, EvalScore, LeaderboardRow, ProblemSamples, SampleFilter, SampleRecord, SamplingParams,
+    Eval, EvalScore, EvalStatus, LeaderboardRow, ProblemSamples, SampleFilter, SampleRecord,
+    SamplingParams,
 };
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
@@ -51,8 +52,12 @@ async fn scores_of(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<ScoreRow
 }
 
 impl EvalRow {
-    fn into_eval(self, scores: Vec<EvalScore>) -> Eval {
-        Eval {
+    fn into_eval(self, scores: Vec<EvalScore>) -> Result<Eval> {
+        let status = self
+            .status
+            .parse::<EvalStatus>()
+            .map_err(|e| AppError::Db(sqlx::Error::Decode(Box::new(e))))?;
+        Ok(Eval {
             id: self.id,
             team_id: self.team_id,
             run_id: self.run_id,
@@ -61,13 +66,13 @@ impl EvalRow {
             benchmark: self.benchmark,
             sampling: self.sampling.0,
             n_samples: self.n_samples,
-            status: self.status,
+            status,
             problems: self.problems,
             scores,
             contamination: self.contamination,
             created_at: self.created_at,
             finished_at: self.finished_at,
-        }
+        })
     }
 }
 
@@ -84,13 +89,12 @@ async fn with_scores(conn: &mut PgConnection, rows: Vec<EvalRow>) -> Result<Vec<
             n: s.n,
         });
     }
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
             let scores = by_eval.remove(&r.id).unwrap_or_default();
             r.into_eval(scores)
         })
-        .collect())
+        .collect()
 }
 
 /// One eval with its scores.

@@ -5,15 +5,13 @@
 use crate::error::{AppError, Result};
 use crate::store::{models, projects, runs};
 use crucible_types::{
-    CreateRun, EvalTarget, Job, JobKind, JobProgress, JobRequirements, JobSpec, JobStatus, Lease,
-    RunKind, RunStatus, SamplingParams, SubmitJob, Worker,
+    CreateRun, EvalStatus, EvalTarget, Job, JobKind, JobProgress, JobRequirements, JobSpec,
+    JobStatus, Lease, RunKind, RunStatus, SamplingParams, SubmitJob, Worker,
 };
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
-/// Devices a job may ask for.
-const DEVICES: &[&str] = &["cpu", "cuda", "wgpu"];
 /// Project that holds eval runs when the spec names none.
 const EVALS_PROJECT: &str = "evals";
 /// Project that holds generate runs.
@@ -107,7 +105,11 @@ async fn project_for(
 }
 
 /// A config's scalar settings as run params, so runs compare side by side in the runs table.
-fn scalar_params(config: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+fn scalar_params(config: &impl serde::Serialize) -> Vec<(String, String)> {
+    let value = serde_json::to_value(config).unwrap_or_default();
+    let Some(config) = value.as_object() else {
+        return Vec::new();
+    };
     config
         .iter()
         .filter_map(|(k, v)| match v {
@@ -119,23 +121,12 @@ fn scalar_params(config: &serde_json::Map<String, serde_json::Value>) -> Vec<(St
         .collect()
 }
 
-/// Validates and enqueues a job, creating its run (and, for evals, one eval record per benchmark).
+/// Enqueues a job, creating its run (and, for evals, one eval record per benchmark). The
+/// request's own checks live in [`SubmitJob::validate`]; here only what needs the database:
+/// the model and datasets it names exist and belong to the team.
 pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> Result<Job> {
-    if let Some(d) = &req.requirements.device
-        && !DEVICES.contains(&d.as_str())
-    {
-        return Err(AppError::invalid(
-            "requirements.device",
-            format!("must be one of {}", DEVICES.join(", ")),
-        ));
-    }
+    req.validate()?;
     let max_attempts = req.max_attempts.unwrap_or(3);
-    if !(1..=10).contains(&max_attempts) {
-        return Err(AppError::invalid(
-            "max_attempts",
-            "must be between 1 and 10",
-        ));
-    }
     let model = match req.spec.model_id() {
         Some(id) => {
             let m = models::get_in(&mut *conn, id)
@@ -148,31 +139,30 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
         }
         None => None,
     };
+    for (field, id) in req.spec.dataset_ids() {
+        let owner: Option<Uuid> = sqlx::query_scalar("SELECT team_id FROM datasets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if owner != Some(team_id) {
+            return Err(AppError::invalid(
+                format!("spec.{field}"),
+                format!("dataset {id} not found"),
+            ));
+        }
+    }
     let model_name = model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
     let (project_id, run_name, params): (Uuid, String, Vec<(String, String)>) = match &req.spec {
         JobSpec::Eval(e) => {
-            if e.benchmarks.is_empty() {
-                return Err(AppError::invalid(
-                    "spec.benchmarks",
-                    "name at least one benchmark",
-                ));
-            }
-            for b in &e.benchmarks {
-                if b.trim().is_empty() {
-                    return Err(AppError::invalid(
-                        "spec.benchmarks",
-                        "benchmark names must not be blank",
-                    ));
-                }
-                e.resolve(b).map_err(|m| AppError::invalid("spec", m))?;
-            }
             let project = project_for(conn, team_id, e.project_id, EVALS_PROJECT).await?;
             let params = vec![
                 ("model".to_string(), model_name.clone()),
                 ("benchmarks".to_string(), e.benchmarks.join(",")),
                 (
                     "preset".to_string(),
-                    e.preset.clone().unwrap_or_else(|| "greedy".into()),
+                    e.preset
+                        .unwrap_or(crucible_types::Preset::Greedy)
+                        .to_string(),
                 ),
             ];
             (
@@ -182,15 +172,6 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
             )
         }
         JobSpec::Generate(g) => {
-            if g.prompts.is_empty() {
-                return Err(AppError::invalid(
-                    "spec.prompts",
-                    "give at least one prompt",
-                ));
-            }
-            g.sampling
-                .validate()
-                .map_err(|m| AppError::invalid("spec.sampling", m))?;
             let project = project_for(conn, team_id, None, GENERATE_PROJECT).await?;
             let params = vec![
                 ("model".to_string(), model_name.clone()),
@@ -203,42 +184,22 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
             (project, format!("generate with {model_name}"), params)
         }
         JobSpec::Pretrain(t) | JobSpec::Sft(t) => {
-            let kind = req.spec.kind();
-            let config = t.config.as_object().ok_or_else(|| {
-                AppError::invalid("spec.config", "must be a training config object")
-            })?;
-            if config.get("kind").and_then(|k| k.as_str()) != Some(kind.as_str()) {
-                return Err(AppError::invalid(
-                    "spec.config.kind",
-                    format!("must be {kind:?} for a {kind} job"),
-                ));
-            }
-            if config
-                .get("steps")
-                .and_then(|s| s.as_u64())
-                .is_none_or(|s| s == 0)
-            {
-                return Err(AppError::invalid(
-                    "spec.config.steps",
-                    "must be a positive integer",
-                ));
-            }
             let project = project_for(conn, team_id, None, TRAINING_PROJECT).await?;
             (
                 project,
-                format!("{kind} {}", t.model_name.clone().unwrap_or_default())
-                    .trim()
-                    .to_string(),
-                scalar_params(config),
+                format!(
+                    "{} {}",
+                    req.spec.kind(),
+                    t.model_name.clone().unwrap_or_default()
+                )
+                .trim()
+                .to_string(),
+                scalar_params(&t.config),
             )
         }
         JobSpec::Rl(r) => {
-            r.config.validate().map_err(|(field, reason)| {
-                AppError::invalid(format!("spec.config.{field}"), reason)
-            })?;
             let project = project_for(conn, team_id, None, TRAINING_PROJECT).await?;
-            let config = serde_json::to_value(&r.config).unwrap_or_default();
-            let mut params = config.as_object().map(scalar_params).unwrap_or_default();
+            let mut params = scalar_params(&r.config);
             params.push(("model".to_string(), model_name.clone()));
             let name = r.model_name.clone().unwrap_or_else(|| model_name.clone());
             (project, format!("rl {name}"), params)
@@ -281,7 +242,7 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
     .await?;
     if let JobSpec::Eval(e) = &req.spec {
         for b in &e.benchmarks {
-            let (n, sampling) = e.resolve(b).map_err(|m| AppError::invalid("spec", m))?;
+            let (n, sampling) = e.resolve(b).map_err(|m| AppError::from(m.under("spec")))?;
             sqlx::query(
                 "INSERT INTO evals (id, team_id, run_id, job_id, model_id, benchmark, sampling, n_samples, status)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued')",
@@ -343,9 +304,9 @@ async fn settle_run(
     error: Option<&str>,
 ) -> Result<()> {
     let (run_status, eval_status) = match status {
-        JobStatus::Succeeded => (RunStatus::Finished, "finished"),
-        JobStatus::Cancelled => (RunStatus::Killed, "killed"),
-        _ => (RunStatus::Failed, "failed"),
+        JobStatus::Succeeded => (RunStatus::Finished, EvalStatus::Finished),
+        JobStatus::Cancelled => (RunStatus::Killed, EvalStatus::Killed),
+        _ => (RunStatus::Failed, EvalStatus::Failed),
     };
     sqlx::query(
         "UPDATE runs SET status = $2, finished_at = COALESCE(finished_at, now()), updated_at = now()
@@ -360,7 +321,7 @@ async fn settle_run(
          WHERE job_id = $1 AND status NOT IN ('finished', 'failed', 'killed')",
     )
     .bind(job_id)
-    .bind(eval_status)
+    .bind(eval_status.as_str())
     .bind(error)
     .execute(conn)
     .await?;
@@ -405,6 +366,7 @@ pub async fn lease(
     reap_expired(conn).await?;
     let caps = &worker.capabilities;
     let kinds: Vec<&str> = caps.kinds.iter().map(|k| k.as_str()).collect();
+    let devices: Vec<&str> = caps.devices.iter().map(|d| d.as_str()).collect();
     let row: Option<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE jobs SET status = 'running', worker_id = $2, attempts = attempts + 1,
                 lease_expires_at = now() + make_interval(secs => $6), heartbeat_at = now(),
@@ -421,7 +383,7 @@ pub async fn lease(
     .bind(worker.team_id)
     .bind(worker.id)
     .bind(&kinds)
-    .bind(&caps.devices)
+    .bind(&devices)
     .bind(caps.memory_gb)
     .bind(f64::from(lease_seconds))
     .fetch_optional(&mut *conn)

@@ -1,0 +1,38 @@
+//! `crucible bench …`: benchmarks that print their figures as a JSON last line.
+
+mod batching;
+mod dashboard;
+mod decode;
+mod server;
+mod tracking;
+mod train;
+mod verify;
+
+/// Benchmark subcommands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Log 100,000 points as 100 batches of 1000 over loopback, read them back, report server RSS.
+    Tracking(tracking::Args),
+    /// Server time of every dashboard page with 10,000 runs and a 1,000 × 12 leaderboard.
+    Dashboard(dashboard::Args),
+    /// Decode tokens/s of the MiMo model on the CPU, against transformers on the same weights.
+    Decode(decode::Args),
+    /// Verdicts per second of the math verifier (vs HF math-verify) and of the code judge.
+    Verify(verify::Args),
+    /// Training tokens/s of the small model on the CPU, against its inference forward and torch.
+    Train(train::Args),
+    /// An eval's generation with continuous batching, against lockstep batches.
+    Batching(batching::Args),
+}
+
+/// Runs the chosen benchmark.
+pub fn run(c: Command) -> anyhow::Result<()> {
+    match c {
+        Command::Tracking(args) => tracking::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
+        Command::Decode(args) => decode::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Batching(args) => batching::run(args),
+    }
+}
