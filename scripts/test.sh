@@ -40,6 +40,8 @@ echo "tests use Postgres at $DATABASE_URL"
 if [ -z "${CRUCIBLE_DATA_DIR:-}" ] && [ -d "$root/../shared/datasets" ]; then
   export CRUCIBLE_DATA_DIR="$root/../shared/datasets"
 fi
+# Where the data is here, the tests that read it must run: a missing input fails, never skips.
+if [ -n "${CRUCIBLE_DATA_DIR:-}" ]; then export CRUCIBLE_REQUIRE_DATA=1; fi
 
 # --- The real mlflow client, for the MLflow-compatibility test ---------------------------------
 venv="$CARGO_TARGET_DIR/mlflow-venv"
@@ -50,7 +52,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import mlflow" 2>/dev
   fi
 fi
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import mlflow" 2>/dev/null; then
-  export CRUCIBLE_MLFLOW_PYTHON="$venv/bin/python"
+  export CRUCIBLE_MLFLOW_PYTHON="$venv/bin/python" CRUCIBLE_REQUIRE_MLFLOW=1
 fi
 
 # --- The dashboard's browser test: Debian's Chromium + ChromeDriver, and the hydration bundle ----
@@ -70,6 +72,19 @@ if scripts/build-site.sh; then
   if command -v chromedriver >/dev/null; then export CRUCIBLE_REQUIRE_BROWSER=1; fi
 else
   echo "*** WARNING: the dashboard bundle did not build: the browser test will be SKIPPED ***" >&2
+fi
+
+# --- Style and structure, before the (long) tests ----------------------------------------------
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -- -D warnings
+# The dashboard crate compiles twice: on the server (ssr, above: the server enables it) and for
+# the browser (hydrate, wasm32), with the profile the bundle is built with.
+cargo clippy -p crucible-app --lib --target wasm32-unknown-unknown --no-default-features \
+  --features hydrate --profile wasm-release -- -D warnings
+python3 tools/import_cycles.py
+if cargo tree --release -p crucible-verify -e normal --prefix none | grep -q '^candle'; then
+  echo "error: crucible-verify depends on candle; the verifiers must build without it" >&2
+  exit 1
 fi
 
 cargo test --release --workspace --no-fail-fast "$@"

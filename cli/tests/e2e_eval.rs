@@ -192,15 +192,15 @@ fn fixture_model() -> String {
 
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]
 async fn eval_job_survives_a_killed_worker(pool: PgPool) {
-    let Ok(data_dir) = std::env::var("CRUCIBLE_DATA_DIR") else {
-        eprintln!("SKIPPED eval_job_survives_a_killed_worker: CRUCIBLE_DATA_DIR is not set");
+    let Some(data_dir) = crucible_types::testing::data_dir("eval_job_survives_a_killed_worker")
+    else {
         return;
     };
     let server = Server::start(&pool).await;
     let model = server.post("/models", json!({ "name": "tiny-mimo", "source": { "kind": "hf_local", "path": fixture_model() } })).await;
     // The fixture model's context is 256 tokens: evaluate the shortest GSM8K problems, imported as a dataset.
     let problems = 64;
-    let text = std::fs::read_to_string(format!("{data_dir}/gsm8k/test.jsonl")).unwrap();
+    let text = std::fs::read_to_string(data_dir.join("gsm8k/test.jsonl")).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     let problem_len = |l: &str| {
         serde_json::from_str::<Value>(l).unwrap()["problem"]

@@ -3,7 +3,6 @@
 //! read through [`StoreSource`], the same store functions the REST API uses.
 
 use crate::error::AppError;
-use crate::routes::jobs as job_routes;
 use crate::store;
 use axum::Router;
 use crucible_app::api::{DashboardSource, Source, SourceError, SourceFuture};
@@ -196,7 +195,7 @@ impl DashboardSource for StoreSource {
     fn submit(&self, token: String, job: SubmitJob) -> SourceFuture<'_, Job> {
         boxed(async move {
             let team_id = crate::auth::team_for_token(&self.pool, &token).await?;
-            job_routes::queue(&self.pool, team_id, &job).await
+            store::jobs::queue(&self.pool, team_id, &job).await
         })
     }
 }

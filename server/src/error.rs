@@ -1,10 +1,15 @@
 //! The one error type of the HTTP layer: every handler returns it, and only `IntoResponse` picks
-//! status codes. Internal errors are logged with their cause and reach the client as a plain 500.
+//! status codes. Internal errors reach the client as a plain 500; their cause rides on the
+//! response as an [`ErrorCause`] and [`log_server_errors`] logs it with the request, for every
+//! API (REST, MLflow) and for panics alike.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use crucible_types::{ApiError, ApiErrorBody};
+use std::sync::Arc;
 
 /// `Result` for handlers and store functions.
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -30,6 +35,9 @@ pub enum AppError {
         field: Option<String>,
         message: String,
     },
+    /// A worker reports on a job whose lease it no longer holds: it must stop working on it.
+    #[error("{0}")]
+    LeaseLost(String),
     /// A database failure: logged, never shown.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -52,6 +60,7 @@ impl AppError {
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            AppError::LeaseLost(_) => (StatusCode::CONFLICT, "lease_lost"),
             AppError::Db(sqlx::Error::RowNotFound) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -63,6 +72,7 @@ impl AppError {
         let field = match self {
             AppError::Invalid { field, .. } => Some(field.clone()),
             AppError::Conflict { field, .. } => field.clone(),
+            AppError::LeaseLost(_) => Some("worker_id".into()),
             _ => None,
         };
         let message = if status.is_server_error() {
@@ -78,14 +88,43 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// Puts the cause of a server error on `response`, for [`log_server_errors`].
+    pub fn attach_cause(&self, response: &mut Response) {
+        if self.status_and_code().0.is_server_error() {
+            response
+                .extensions_mut()
+                .insert(ErrorCause(format!("{self:?}").into()));
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
-        if status.is_server_error() {
-            tracing::error!(error = ?self, "request failed");
-        }
-        (status, Json(ApiError { error: self.body() })).into_response()
+        let mut response = (status, Json(ApiError { error: self.body() })).into_response();
+        self.attach_cause(&mut response);
+        response
     }
+}
+
+/// Why a request failed inside the server, kept out of the body the client sees.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub Arc<str>);
+
+/// Logs every 5xx once, with the method, the path and the cause its error attached.
+pub async fn log_server_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    if response.status().is_server_error() {
+        let cause = response
+            .extensions()
+            .get::<ErrorCause>()
+            .map_or("no cause recorded (a panic or a layer)", |c| &c.0);
+        tracing::error!(%method, %path, status = response.status().as_u16(), cause, "request failed");
+    }
+    response
 }
 
 impl From<crucible_types::Invalid> for AppError {

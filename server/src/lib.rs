@@ -16,6 +16,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use state::AppState;
 use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 /// The schema, applied at start-up and by `#[sqlx::test]`.
@@ -32,6 +33,9 @@ pub fn app(state: AppState) -> Router {
         .nest("/ajax-api/2.0/mlflow", routes::mlflow::router())
         .with_state(state)
         .merge(dashboard)
+        // A panic answers 500 instead of dropping the connection, and is logged as one.
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(error::log_server_errors))
         .layer(TraceLayer::new_for_http())
 }
 

@@ -3,7 +3,8 @@
 //! server fans events out to SSE subscribers.
 
 use crate::error::Result;
-use crucible_types::LiveEvent;
+use crate::store::runs;
+use crucible_types::{Job, LiveEvent, Run};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
@@ -20,6 +21,25 @@ pub async fn notify(conn: &mut PgConnection, event: &LiveEvent) -> Result<()> {
         .bind(payload)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Tells live subscribers that a run appeared or changed state.
+pub async fn run_updated(conn: &mut PgConnection, run: &Run) -> Result<()> {
+    let event = LiveEvent::RunUpdated {
+        run_id: run.id,
+        project_id: run.project_id,
+        status: run.status,
+    };
+    notify(conn, &event).await
+}
+
+/// Tells live subscribers about the job's run, whose status a job transition may have changed.
+pub async fn job_run_updated(conn: &mut PgConnection, job: &Job) -> Result<()> {
+    if let Some(run_id) = job.run_id {
+        let run = runs::get_owned(conn, run_id).await?.run;
+        run_updated(conn, &run).await?;
+    }
     Ok(())
 }
 

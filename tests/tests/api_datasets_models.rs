@@ -104,8 +104,7 @@ async fn bad_jsonl_names_the_line_and_stores_nothing(pool: PgPool) {
 
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]
 async fn real_benchmark_files_import(pool: PgPool) {
-    let Some(dir) = std::env::var_os("CRUCIBLE_DATA_DIR") else {
-        eprintln!("SKIPPED real_benchmark_files_import: CRUCIBLE_DATA_DIR is not set");
+    let Some(dir) = crucible_types::testing::data_dir("real_benchmark_files_import") else {
         return;
     };
     let dir = std::path::PathBuf::from(dir);

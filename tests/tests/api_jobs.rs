@@ -329,12 +329,11 @@ async fn silent_workers_lose_the_lease_and_attempts_are_bounded(pool: PgPool) {
         ))
         .await;
     assert_eq!(run["status"], "failed");
-    assert_error(
-        api.post(&format!("/api/v1/jobs/{id}/heartbeat"), &t, hb)
-            .await,
-        StatusCode::CONFLICT,
-        Some("worker_id"),
-    );
+    let lost = api
+        .post(&format!("/api/v1/jobs/{id}/heartbeat"), &t, hb)
+        .await;
+    assert_eq!(lost.1["error"]["code"], "lease_lost", "{}", lost.1);
+    assert_error(lost, StatusCode::CONFLICT, Some("worker_id"));
 }
 
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]

@@ -12,6 +12,7 @@ pub mod model;
 pub mod presets;
 pub mod rl;
 pub mod sampling;
+pub mod testing;
 pub mod tracking;
 pub mod train;
 pub mod validate;

@@ -112,6 +112,36 @@ pub type StringMap = BTreeMap<String, String>;
 #[serde(transparent)]
 pub struct ScalarMap(#[serde(deserialize_with = "scalar_map")] pub StringMap);
 
+/// A config's scalar settings as run params, nested ones under dotted keys (`optimizer.lr`), so
+/// runs made from configs compare side by side in the runs table; lists stay in the run's config.
+pub fn config_params(config: &impl Serialize) -> StringMap {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut StringMap) {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            serde_json::Value::Object(fields) => {
+                for (k, v) in fields {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+                return;
+            }
+            serde_json::Value::Null | serde_json::Value::Array(_) => return,
+        };
+        out.insert(prefix.to_string(), text);
+    }
+    let mut out = StringMap::new();
+    if let Ok(value) = serde_json::to_value(config) {
+        walk("", &value, &mut out);
+    }
+    out
+}
+
 /// Accepts strings, numbers and booleans as values; clients rarely stringify hyper-parameters themselves.
 pub fn scalar_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StringMap, D::Error> {
     use serde::de::Error;
@@ -430,6 +460,28 @@ pub struct RunFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_params_flatten_scalars_and_skip_lists() {
+        let config = serde_json::json!({
+            "steps": 3, "kind": "sft", "optimizer": { "lr": 0.001, "betas": [0.9, 0.95] },
+            "resume": true, "note": null
+        });
+        let params = config_params(&config);
+        let got: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("kind", "sft"),
+                ("optimizer.lr", "0.001"),
+                ("resume", "true"),
+                ("steps", "3")
+            ]
+        );
+    }
 
     #[test]
     fn wire_enums_round_trip_through_text_and_json() {

@@ -12,13 +12,7 @@ use regex::Regex;
 use serde_json::Value;
 
 fn data_dir() -> Option<PathBuf> {
-    match std::env::var_os("CRUCIBLE_DATA_DIR") {
-        Some(d) => Some(PathBuf::from(d)),
-        None => {
-            eprintln!("CRUCIBLE_DATA_DIR is unset: skipping the dataset answer-pair test");
-            None
-        }
-    }
+    crucible_types::testing::data_dir("the dataset answer-pair test")
 }
 
 fn read_jsonl(dir: &std::path::Path, rel: &str) -> Vec<Value> {

@@ -1,10 +1,13 @@
-//! The worker's HTTP client: every call the worker makes to the server, with retries for
-//! transient failures. Uploads are idempotent on the server, so retrying a write is always safe.
+//! The one client of Crucible's REST API, used by workers and by every CLI command: typed
+//! requests and replies, retries of transient failures (connection errors, 5xx) with back-off,
+//! and the server's JSON error body kept as a typed refusal. Writes are idempotent on the
+//! server, so retrying one that may have landed is safe.
 
 use crucible_types::{
-    CompleteJob, CompletionRecord, Dataset, DatasetRows, EvalScore, Heartbeat, HeartbeatReply,
-    JobProgress, Lease, MetricPoint, Model, RegisterModel, RegisterWorker, SampleRecord,
-    UploadSamples, UploadScores, Worker,
+    ApiError, ApiErrorBody, CompleteJob, CompletionRecord, CreateProject, CreateRun, Dataset,
+    DatasetRows, Eval, EvalScore, Heartbeat, HeartbeatReply, ImportDatasetResult, Job, JobProgress,
+    LeaderboardRow, Lease, MetricPoint, Model, ProblemSamples, Project, RegisterModel,
+    RegisterWorker, Run, SampleRecord, SubmitJob, UpdateRun, UploadSamples, UploadScores, Worker,
 };
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -17,16 +20,18 @@ use uuid::Uuid;
 const ATTEMPTS: u32 = 6;
 /// First back-off; doubles per attempt (0.5, 1, 2, 4, 8 s).
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// The error code the server gives a worker whose job lease is gone.
+const LEASE_LOST: &str = "lease_lost";
 
 /// Why a call to the server failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server refused the request (4xx); retrying would not help.
-    #[error("server refused {what}: {status}: {body}")]
+    #[error("{what}: HTTP {status}: {}", describe(.error))]
     Refused {
         what: String,
         status: StatusCode,
-        body: String,
+        error: ApiErrorBody,
     },
     /// The job's lease is gone (expired or taken over): stop working on it.
     #[error("lease lost: {0}")]
@@ -34,35 +39,62 @@ pub enum ClientError {
     /// The server could not be reached or kept failing.
     #[error("cannot reach the server for {what} after {ATTEMPTS} attempts: {last}")]
     Unreachable { what: String, last: String },
+    /// The server answered with a body this client does not understand.
+    #[error("{what}: unexpected reply: {reason}")]
+    BadReply { what: String, reason: String },
 }
 
-/// A connection to one Crucible server, acting for one team.
+impl ClientError {
+    /// The HTTP status of a refusal.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A refusal's message, with the field it names.
+fn describe(e: &ApiErrorBody) -> String {
+    match &e.field {
+        Some(f) => format!("{} (field `{f}`)", e.message),
+        None => e.message.clone(),
+    }
+}
+
+/// A connection to one Crucible server, acting for one team (or anonymously, for reads a
+/// deployment leaves open).
 #[derive(Clone)]
 pub struct ServerClient {
     base: String,
-    token: String,
+    token: Option<String>,
     http: Client,
 }
 
 impl ServerClient {
     /// A client for `base` (e.g. `http://127.0.0.1:8080`) with a team token.
-    pub fn new(base: &str, token: &str) -> Self {
+    pub fn new(base: &str, token: Option<&str>) -> Self {
         let http = Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
             .unwrap_or_default();
         ServerClient {
             base: base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+            token: token.map(str::to_string),
             http,
         }
+    }
+
+    /// The server's address.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }
 
-    /// Sends with retries on connection errors and 5xx; maps 409 to `LeaseLost`.
+    /// Sends with retries on connection errors and 5xx; a 4xx is a typed refusal.
     fn send(
         &self,
         what: &str,
@@ -71,19 +103,13 @@ impl ServerClient {
         let mut backoff = FIRST_BACKOFF;
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
-            match build().bearer_auth(&self.token).send() {
+            let mut req = build();
+            if let Some(token) = &self.token {
+                req = req.bearer_auth(token);
+            }
+            match req.send() {
                 Ok(r) if r.status().is_success() => return Ok(r),
-                Ok(r) if r.status() == StatusCode::CONFLICT => {
-                    return Err(ClientError::LeaseLost(r.text().unwrap_or_default()));
-                }
-                Ok(r) if r.status().is_client_error() => {
-                    let status = r.status();
-                    return Err(ClientError::Refused {
-                        what: what.into(),
-                        status,
-                        body: r.text().unwrap_or_default(),
-                    });
-                }
+                Ok(r) if r.status().is_client_error() => return Err(refusal(what, r)),
                 Ok(r) => last = format!("HTTP {}", r.status()),
                 Err(e) => last = e.to_string(),
             }
@@ -106,10 +132,22 @@ impl ServerClient {
         body: &B,
     ) -> Result<T, ClientError> {
         let r = self.send(what, || self.http.post(self.url(path)).json(body))?;
-        r.json().map_err(|e| ClientError::Unreachable {
-            what: what.into(),
-            last: format!("bad reply: {e}"),
-        })
+        reply(what, r)
+    }
+
+    fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let r = self.send(what, || self.http.patch(self.url(path)).json(body))?;
+        reply(what, r)
+    }
+
+    fn get<T: DeserializeOwned>(&self, what: &str, path: &str) -> Result<T, ClientError> {
+        let r = self.send(what, || self.http.get(self.url(path)))?;
+        reply(what, r)
     }
 
     /// Registers this worker.
@@ -124,10 +162,7 @@ impl ServerClient {
         if r.status() == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        r.json().map(Some).map_err(|e| ClientError::Unreachable {
-            what: "lease".into(),
-            last: format!("bad reply: {e}"),
-        })
+        reply("lease", r).map(Some)
     }
 
     /// Renews the lease; `true` means the job was cancelled.
@@ -208,14 +243,6 @@ impl ServerClient {
         Ok(())
     }
 
-    fn get<T: DeserializeOwned>(&self, what: &str, path: &str) -> Result<T, ClientError> {
-        let r = self.send(what, || self.http.get(self.url(path)))?;
-        r.json().map_err(|e| ClientError::Unreachable {
-            what: what.into(),
-            last: format!("bad reply: {e}"),
-        })
-    }
-
     /// A dataset's kind and every row, paged.
     pub fn dataset(&self, id: Uuid) -> Result<(Dataset, Vec<serde_json::Value>), ClientError> {
         let meta: Dataset = self.get("dataset", &format!("/datasets/{id}"))?;
@@ -251,4 +278,137 @@ impl ServerClient {
         )?;
         Ok(())
     }
+
+    /// Queues a job.
+    pub fn submit(&self, req: &SubmitJob) -> Result<Job, ClientError> {
+        self.post("submit job", "/jobs", req)
+    }
+
+    /// One job.
+    pub fn job(&self, id: Uuid) -> Result<Job, ClientError> {
+        self.get("job", &format!("/jobs/{id}"))
+    }
+
+    /// The queue, newest first, optionally only jobs in `status`.
+    pub fn jobs(&self, status: Option<crucible_types::JobStatus>) -> Result<Vec<Job>, ClientError> {
+        match status {
+            Some(s) => self.get("jobs", &format!("/jobs?status={s}")),
+            None => self.get("jobs", "/jobs"),
+        }
+    }
+
+    /// The leaderboard, optionally of one team.
+    pub fn leaderboard(&self, team: Option<Uuid>) -> Result<Vec<LeaderboardRow>, ClientError> {
+        match team {
+            Some(t) => self.get("leaderboard", &format!("/leaderboard?team_id={t}")),
+            None => self.get("leaderboard", "/leaderboard"),
+        }
+    }
+
+    /// One eval with its scores.
+    pub fn eval(&self, id: Uuid) -> Result<Eval, ClientError> {
+        self.get("eval", &format!("/evals/{id}"))
+    }
+
+    /// One page of an eval's graded samples, grouped by problem.
+    pub fn eval_samples(
+        &self,
+        id: Uuid,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ProblemSamples>, ClientError> {
+        self.get(
+            "eval samples",
+            &format!("/evals/{id}/samples?offset={offset}&limit={limit}"),
+        )
+    }
+
+    /// One model.
+    pub fn model(&self, id: Uuid) -> Result<Model, ClientError> {
+        self.get("model", &format!("/models/{id}"))
+    }
+
+    /// The team's models.
+    pub fn models(&self) -> Result<Vec<Model>, ClientError> {
+        self.get("models", "/models")
+    }
+
+    /// Imports JSONL rows as a dataset version (identical content reuses its version).
+    pub fn import_dataset(
+        &self,
+        name: &str,
+        kind: &str,
+        source: &str,
+        jsonl: String,
+    ) -> Result<ImportDatasetResult, ClientError> {
+        let what = "dataset import";
+        let query = [("name", name), ("kind", kind), ("source", source)];
+        let r = self.send(what, || {
+            self.http
+                .post(self.url("/datasets/import"))
+                .query(&query)
+                .header("content-type", "application/x-ndjson")
+                .body(jsonl.clone())
+        })?;
+        reply(what, r)
+    }
+
+    /// The team's project `name`, created when it does not exist yet.
+    pub fn project(&self, name: &str) -> Result<Project, ClientError> {
+        let req = CreateProject {
+            name: name.to_string(),
+            description: String::new(),
+        };
+        match self.post("create project", "/projects", &req) {
+            Err(e) if e.status() == Some(StatusCode::CONFLICT) => {
+                let all: Vec<Project> = self.get("projects", "/projects")?;
+                all.into_iter()
+                    .find(|p| p.name == name)
+                    .ok_or_else(|| ClientError::BadReply {
+                        what: "projects".into(),
+                        reason: format!("project {name:?} exists but is not listed"),
+                    })
+            }
+            other => other,
+        }
+    }
+
+    /// Creates a run.
+    pub fn create_run(&self, req: &CreateRun) -> Result<Run, ClientError> {
+        self.post("create run", "/runs", req)
+    }
+
+    /// Changes a run's status or name.
+    pub fn update_run(&self, run_id: Uuid, req: &UpdateRun) -> Result<Run, ClientError> {
+        self.patch("update run", &format!("/runs/{run_id}"), req)
+    }
+}
+
+/// The server's refusal as a typed error; a 409 with code `lease_lost` is [`ClientError::LeaseLost`].
+fn refusal(what: &str, r: Response) -> ClientError {
+    let status = r.status();
+    let text = r.text().unwrap_or_default();
+    let error = serde_json::from_str::<ApiError>(&text)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| ApiErrorBody {
+            code: status.as_str().to_string(),
+            message: text,
+            field: None,
+        });
+    if error.code == LEASE_LOST {
+        return ClientError::LeaseLost(error.message);
+    }
+    ClientError::Refused {
+        what: what.into(),
+        status,
+        error,
+    }
+}
+
+/// A successful reply's JSON body.
+fn reply<T: DeserializeOwned>(what: &str, r: Response) -> Result<T, ClientError> {
+    r.json().map_err(|e| ClientError::BadReply {
+        what: what.into(),
+        reason: e.to_string(),
+    })
 }

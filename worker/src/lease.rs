@@ -5,7 +5,7 @@
 
 use crate::client::{ClientError, ServerClient};
 use crate::heartbeat::JobSignals;
-use crate::jobs;
+use crate::jobs::{self, JobError};
 use crucible_types::{Device, JobKind, JobSpec, Lease, RegisterWorker, WorkerCapabilities};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -70,7 +70,7 @@ fn system_memory_gb() -> f64 {
 
 /// Registers and serves jobs until `max_jobs` are done (or forever).
 pub fn run(config: &WorkerConfig) -> Result<(), WorkerError> {
-    let client = ServerClient::new(&config.server, &config.token);
+    let client = ServerClient::new(&config.server, Some(&config.token));
     let worker = client.register(&RegisterWorker {
         name: config.name.clone(),
         capabilities: capabilities(),
@@ -111,15 +111,16 @@ fn serve(client: &ServerClient, worker_id: Uuid, config: &WorkerConfig, lease: L
     };
     signals.done.store(true, Ordering::Relaxed);
     let _ = beat.join();
-    let error = match outcome {
-        Ok(()) if signals.should_stop() => Some("stopped: cancelled or lease lost".to_string()),
-        Ok(()) => None,
-        Err(e) => Some(e),
+    let outcome = match outcome {
+        Ok(()) if signals.should_stop() => Err(JobError::Stopped("cancelled or lease lost".into())),
+        other => other,
     };
-    match &error {
-        None => tracing::info!(%job_id, "job succeeded"),
-        Some(e) => tracing::warn!(%job_id, error = %e, "job did not succeed"),
+    match &outcome {
+        Ok(()) => tracing::info!(%job_id, "job succeeded"),
+        Err(e @ JobError::Internal(_)) => tracing::error!(%job_id, error = %e, "job failed"),
+        Err(e) => tracing::warn!(%job_id, error = %e, "job did not succeed"),
     }
+    let error = outcome.err().map(|e| e.to_string());
     if let Err(e) = client.complete(job_id, worker_id, error) {
         tracing::warn!(%job_id, error = %e, "could not report completion; the lease will expire and the job retry");
     }

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod heartbeat;
 mod jobs;
 pub mod lease;
+pub mod report;
 pub mod rl;
 pub mod train;
 

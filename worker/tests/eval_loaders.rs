@@ -2,20 +2,13 @@
 //! dataset rows. GPQA-Diamond's questions are never printed here: only counts and labels.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crucible_types::dataset::DatasetKind;
 use crucible_verify::Task;
 use crucible_worker::eval::{BENCHMARKS, Benchmark, EvalError, load_benchmark};
 use serde_json::json;
 
-fn data_dir(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("CRUCIBLE_DATA_DIR").map(PathBuf::from);
-    if dir.is_none() {
-        println!("SKIPPED {test}: CRUCIBLE_DATA_DIR is not set");
-    }
-    dir
-}
+use crucible_types::testing::data_dir;
 
 fn kinds(b: &Benchmark) -> BTreeMap<&'static str, usize> {
     let mut m = BTreeMap::new();

@@ -7,7 +7,6 @@ mod common;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +16,7 @@ use crucible_gpu::tokenizer::Tokenizer;
 use crucible_types::dataset::DatasetKind;
 use crucible_types::eval::SampleRecord;
 use crucible_types::sampling::SamplingParams;
+use crucible_types::testing::data_dir;
 use crucible_worker::eval::metrics::pass_at_k;
 use crucible_worker::eval::{
     Benchmark, Completion, EvalError, EvalReport, Generator, LocalGenerator, OpenAiConfig,
@@ -68,8 +68,7 @@ fn metric(report: &EvalReport, name: &str) -> f64 {
 
 #[test]
 fn tiny_model_on_a_gsm8k_slice() {
-    let Some(dir) = std::env::var_os("CRUCIBLE_DATA_DIR").map(PathBuf::from) else {
-        println!("SKIPPED tiny_model_on_a_gsm8k_slice: CRUCIBLE_DATA_DIR is not set");
+    let Some(dir) = data_dir("tiny_model_on_a_gsm8k_slice") else {
         return;
     };
     let fixture = common::fixture_dir();
@@ -437,10 +436,7 @@ impl Generator for Replies {
 
 #[test]
 fn code_benchmarks_grade_canonical_solutions_in_the_sandbox() {
-    let Some(dir) = std::env::var_os("CRUCIBLE_DATA_DIR").map(PathBuf::from) else {
-        println!(
-            "SKIPPED code_benchmarks_grade_canonical_solutions_in_the_sandbox: CRUCIBLE_DATA_DIR is not set"
-        );
+    let Some(dir) = data_dir("code_benchmarks_grade_canonical_solutions_in_the_sandbox") else {
         return;
     };
     let raw: Vec<Value> = std::fs::read_to_string(dir.join("humaneval/HumanEval.jsonl"))

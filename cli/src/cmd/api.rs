@@ -1,9 +1,8 @@
-//! The CLI's connection to a running server: where it is, the token, and JSON calls that turn the
-//! server's error body into a readable message.
+//! Where the CLI's server is and whom it acts for. Every command talks to the server through the
+//! one client, `crucible_worker::client::ServerClient`.
 
-use anyhow::{Context, Result, bail};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use anyhow::{Context, Result};
+use crucible_worker::client::ServerClient;
 
 /// Server address and token, shared by every subcommand that talks to a server.
 #[derive(clap::Args, Clone, Debug)]
@@ -17,73 +16,17 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.server.trim_end_matches('/'))
+    /// A client acting with the token when one is given.
+    pub fn client(&self) -> ServerClient {
+        ServerClient::new(&self.server, self.token.as_deref())
     }
 
-    fn token(&self) -> Result<&str> {
-        self.token
+    /// A client for a command that writes: the token is required.
+    pub fn writer(&self) -> Result<ServerClient> {
+        let token = self
+            .token
             .as_deref()
-            .context("this command writes to the server: pass --token or set CRUCIBLE_TOKEN")
-    }
-
-    async fn finish<T: DeserializeOwned>(what: &str, r: reqwest::Response) -> Result<T> {
-        let status = r.status();
-        let text = r
-            .text()
-            .await
-            .with_context(|| format!("{what}: no reply body"))?;
-        if !status.is_success() {
-            let detail = serde_json::from_str::<crucible_types::ApiError>(&text)
-                .map(|e| match e.error.field {
-                    Some(f) => format!("{} (field `{f}`)", e.error.message),
-                    None => e.error.message,
-                })
-                .unwrap_or(text);
-            bail!("{what} failed: HTTP {status}: {detail}");
-        }
-        serde_json::from_str(&text).with_context(|| format!("{what}: unexpected reply"))
-    }
-
-    /// GET a JSON resource.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let r = reqwest::Client::new()
-            .get(self.url(path))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.server))?;
-        Self::finish(path, r).await
-    }
-
-    /// POST JSON with the token.
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        let r = reqwest::Client::new()
-            .post(self.url(path))
-            .bearer_auth(self.token()?)
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.server))?;
-        Self::finish(path, r).await
-    }
-
-    /// POST a raw body with the token and query parameters.
-    pub async fn post_raw<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-        body: String,
-        content_type: &str,
-    ) -> Result<T> {
-        let r = reqwest::Client::new()
-            .post(self.url(path))
-            .query(query)
-            .bearer_auth(self.token()?)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.server))?;
-        Self::finish(path, r).await
+            .context("this command writes to the server: pass --token or set CRUCIBLE_TOKEN")?;
+        Ok(ServerClient::new(&self.server, Some(token)))
     }
 }

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use crucible_types::eval::{Eval, EvalScore, EvalStatus, ProblemSamples};
 use crucible_types::model::Model;
+use crucible_worker::client::ServerClient;
 use crucible_worker::eval::compare::{ComparisonRow, ProblemResult, compare};
 use uuid::Uuid;
 
@@ -24,20 +25,15 @@ pub struct Args {
 const PAGE: usize = 200;
 
 /// An eval's metadata, its model's name and its per-problem results.
-async fn fetch(server: &ServerArgs, id: Uuid) -> Result<(Eval, String, Vec<ProblemResult>)> {
-    let eval: Eval = server.get(&format!("/evals/{id}")).await?;
+fn fetch(client: &ServerClient, id: Uuid) -> Result<(Eval, String, Vec<ProblemResult>)> {
+    let eval: Eval = client.eval(id)?;
     if eval.status != EvalStatus::Finished {
         bail!("eval {id} is {}: only finished evals compare", eval.status);
     }
-    let model: Model = server.get(&format!("/models/{}", eval.model_id)).await?;
+    let model: Model = client.model(eval.model_id)?;
     let mut results = Vec::new();
     loop {
-        let page: Vec<ProblemSamples> = server
-            .get(&format!(
-                "/evals/{id}/samples?offset={}&limit={PAGE}",
-                results.len()
-            ))
-            .await?;
+        let page: Vec<ProblemSamples> = client.eval_samples(id, results.len(), PAGE)?;
         let last = page.len() < PAGE;
         results.extend(page.into_iter().map(|p| ProblemResult {
             id: p.problem_id,
@@ -79,9 +75,9 @@ fn print_row(r: &ComparisonRow) {
 
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
-    let rt = tokio::runtime::Runtime::new()?;
-    let (eval_a, model_a, results_a) = rt.block_on(fetch(&a.server, a.a))?;
-    let (eval_b, model_b, results_b) = rt.block_on(fetch(&a.server, a.b))?;
+    let client = a.server.client();
+    let (eval_a, model_a, results_a) = fetch(&client, a.a)?;
+    let (eval_b, model_b, results_b) = fetch(&client, a.b)?;
     if eval_a.benchmark != eval_b.benchmark {
         bail!(
             "eval {} is on {} and eval {} on {}: compare evals of one benchmark",

@@ -39,13 +39,9 @@ pub fn run(c: Command) -> Result<()> {
             .unwrap_or_default()
     });
     let source = file.display().to_string();
-    let query = [
-        ("name", name.as_str()),
-        ("kind", kind.as_str()),
-        ("source", source.as_str()),
-    ];
-    let r: ImportDatasetResult = tokio::runtime::Runtime::new()?
-        .block_on(server.post_raw("/datasets/import", &query, body, "application/x-ndjson"))
+    let r: ImportDatasetResult = server
+        .writer()?
+        .import_dataset(&name, &kind, &source, body)
         .with_context(|| format!("importing {}", file.display()))?;
     let d = r.dataset;
     let verb = if r.created {

@@ -2,7 +2,7 @@
 
 use crate::cmd::api::ServerArgs;
 use anyhow::Result;
-use crucible_types::Job;
+use crucible_types::{Job, JobStatus};
 
 /// Arguments of `crucible jobs`.
 #[derive(clap::Args)]
@@ -11,16 +11,12 @@ pub struct Args {
     pub server: ServerArgs,
     /// Only jobs in this state (queued, running, succeeded, failed, cancelled).
     #[arg(long)]
-    pub status: Option<String>,
+    pub status: Option<JobStatus>,
 }
 
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
-    let path = match &a.status {
-        Some(s) => format!("/jobs?status={s}"),
-        None => "/jobs".to_string(),
-    };
-    let jobs: Vec<Job> = tokio::runtime::Runtime::new()?.block_on(a.server.get(&path))?;
+    let jobs: Vec<Job> = a.server.client().jobs(a.status)?;
     println!(
         "{:<36}  {:<8}  {:<9}  {:>4}  {:>7}  {:<36}  progress / error",
         "id", "kind", "status", "prio", "attempt", "worker"

@@ -21,12 +21,7 @@ fn pct(v: Option<f64>) -> String {
 
 /// Runs the subcommand.
 pub fn run(a: Args) -> Result<()> {
-    let path = match a.team {
-        Some(t) => format!("/leaderboard?team_id={t}"),
-        None => "/leaderboard".to_string(),
-    };
-    let rows: Vec<LeaderboardRow> =
-        tokio::runtime::Runtime::new()?.block_on(a.server.get(&path))?;
+    let rows: Vec<LeaderboardRow> = a.server.client().leaderboard(a.team)?;
     println!(
         "{:<28}  {:<14}  {:>7}  {:>15}  {:>5}  {:>8}  {:<4}  flags",
         "model", "benchmark", "pass@1", "95% CI", "n", "problems", "T"

@@ -7,6 +7,7 @@ use crucible_types::{
     EvalSpec, Job, JobRequirements, JobSpec, JobStatus, Preset, RlConfig, RlSpec, SamplingParams,
     SubmitJob, TrainSpec,
 };
+use crucible_worker::client::ServerClient;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
 use uuid::Uuid;
@@ -110,11 +111,11 @@ fn train_job(a: &TrainArgs) -> Result<SubmitJob> {
 }
 
 /// Submits `req`, prints the job id, and with `wait` follows it to the end.
-async fn submit_and_follow(server: &ServerArgs, req: &SubmitJob, follow: bool) -> Result<()> {
-    let job: Job = server.post("/jobs", req).await?;
+fn submit_and_follow(client: &ServerClient, req: &SubmitJob, follow: bool) -> Result<()> {
+    let job: Job = client.submit(req)?;
     println!("{}", job.id);
     if follow {
-        let done = wait(server, job.id).await?;
+        let done = wait(client, job.id)?;
         eprintln!("job {} {}", done.id, done.status);
         if done.status != JobStatus::Succeeded {
             bail!("job {}: {}", done.status, done.error.unwrap_or_default());
@@ -160,13 +161,13 @@ pub struct EvalArgs {
     pub wait: bool,
 }
 
-async fn wait(server: &ServerArgs, id: Uuid) -> Result<Job> {
+fn wait(client: &ServerClient, id: Uuid) -> Result<Job> {
     let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
         "{spinner} {msg} {bar:30} {pos}/{len}",
     )?);
     bar.enable_steady_tick(Duration::from_millis(200));
     loop {
-        let job: Job = server.get(&format!("/jobs/{id}")).await?;
+        let job: Job = client.job(id)?;
         if let Some(p) = &job.progress {
             bar.set_length(p.total);
             bar.set_position(p.done);
@@ -186,7 +187,7 @@ async fn wait(server: &ServerArgs, id: Uuid) -> Result<Job> {
             bar.finish_and_clear();
             return Ok(job);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -206,7 +207,7 @@ pub fn run(c: Command) -> Result<()> {
             (a.server, req, a.wait)
         }
     };
-    tokio::runtime::Runtime::new()?.block_on(submit_and_follow(&server, &req, follow))
+    submit_and_follow(&server.writer()?, &req, follow)
 }
 
 fn eval_job(a: &EvalArgs) -> SubmitJob {

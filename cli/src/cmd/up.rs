@@ -4,7 +4,9 @@
 
 use crate::cmd::serve;
 use anyhow::{Context, Result};
+use crucible_types::{ModelSource, RegisterModel};
 use crucible_worker::WorkerConfig;
+use crucible_worker::client::ServerClient;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -62,29 +64,25 @@ async fn wait_healthy(base: &str) -> Result<()> {
 }
 
 /// Registers the default model unless the team already has it; returns its id.
-async fn register_default(base: &str, token: &str, dir: &Path) -> Result<String> {
-    let client = reqwest::Client::new();
-    let models: Vec<crucible_types::Model> = client
-        .get(format!("{base}/api/v1/models"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    if let Some(m) = models.iter().find(|m| m.name == DEFAULT_MODEL) {
-        return Ok(m.id.to_string());
+fn register_default(client: &ServerClient, dir: &Path) -> Result<uuid::Uuid> {
+    if let Some(m) = client
+        .models()?
+        .into_iter()
+        .find(|m| m.name == DEFAULT_MODEL)
+    {
+        return Ok(m.id);
     }
-    let body =
-        serde_json::json!({ "name": DEFAULT_MODEL, "source": { "kind": "hf_local", "path": dir } });
-    let r = client
-        .post(format!("{base}/api/v1/models"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await?;
-    let status = r.status();
-    let v: serde_json::Value = r.json().await?;
-    anyhow::ensure!(status.is_success(), "registering {}: {v}", dir.display());
-    Ok(v["id"].as_str().unwrap_or_default().to_string())
+    let req = RegisterModel {
+        name: DEFAULT_MODEL.into(),
+        source: ModelSource::HfLocal {
+            path: dir.to_string_lossy().into_owned(),
+        },
+        training_datasets: Vec::new(),
+    };
+    let model = client
+        .register_model(&req)
+        .with_context(|| format!("registering {}", dir.display()))?;
+    Ok(model.id)
 }
 
 /// Finds or starts Postgres, serves, registers the default model, starts a local worker.
@@ -103,7 +101,11 @@ pub fn run(args: Args) -> Result<()> {
         println!("  MLflow clients: MLFLOW_TRACKING_URI={base} MLFLOW_TRACKING_TOKEN={token}");
         match default_model_dir(args.model_dir.as_deref()) {
             Some(dir) => {
-                let id = register_default(&base, &token, &dir).await?;
+                let client = ServerClient::new(&base, Some(&token));
+                let registered = dir.clone();
+                let id = tokio::task::spawn_blocking(move || register_default(&client, &registered))
+                    .await
+                    .context("registering the default model")??;
                 println!("Model {DEFAULT_MODEL} ({}) is registered as {id}; evaluate it with", dir.display());
                 println!("  the dashboard's Submit page ({base}/jobs/new), or");
                 println!("  crucible submit eval --model {id} --benchmark synthetic --wait && crucible leaderboard");

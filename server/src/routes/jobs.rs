@@ -3,9 +3,9 @@
 use crate::auth::AuthTeam;
 use crate::error::Result;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::routes::runs::announce;
+use crate::live;
 use crate::state::AppState;
-use crate::store::{jobs, runs};
+use crate::store::jobs;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -31,15 +31,6 @@ async fn owned_job(conn: &mut PgConnection, auth: &AuthTeam, id: Uuid) -> Result
     Ok(job)
 }
 
-/// Announces the job's run, whose status a transition may have changed.
-pub async fn announce_run(conn: &mut PgConnection, job: &Job) -> Result<()> {
-    if let Some(run_id) = job.run_id {
-        let run = runs::get_owned(conn, run_id).await?.run;
-        announce(conn, &run).await?;
-    }
-    Ok(())
-}
-
 /// Submits a typed job; it gets a run (and, for evals, one eval record per benchmark).
 #[utoipa::path(post, path = "/api/v1/jobs", request_body = SubmitJob,
     responses((status = 201, body = Job), (status = 403, body = ApiError), (status = 422, body = ApiError)),
@@ -49,18 +40,8 @@ pub async fn submit(
     auth: AuthTeam,
     ApiJson(req): ApiJson<SubmitJob>,
 ) -> Result<(StatusCode, Json<Job>)> {
-    let job = queue(&s.pool, auth.team_id, &req).await?;
+    let job = jobs::queue(&s.pool, auth.team_id, &req).await?;
     Ok((StatusCode::CREATED, Json(job)))
-}
-
-/// Queues `req` for the team in one transaction and announces its run; the API and the dashboard's
-/// form both submit through here.
-pub async fn queue(pool: &sqlx::PgPool, team_id: Uuid, req: &SubmitJob) -> Result<Job> {
-    let mut tx = pool.begin().await?;
-    let job = jobs::submit(&mut tx, team_id, req).await?;
-    announce_run(&mut tx, &job).await?;
-    tx.commit().await?;
-    Ok(job)
 }
 
 /// Which jobs to list.
@@ -105,7 +86,7 @@ pub async fn cancel(
     let mut tx = s.pool.begin().await?;
     owned_job(&mut tx, &auth, id).await?;
     let job = jobs::cancel(&mut tx, id).await?;
-    announce_run(&mut tx, &job).await?;
+    live::job_run_updated(&mut tx, &job).await?;
     tx.commit().await?;
     Ok(Json(job))
 }
@@ -145,7 +126,7 @@ pub async fn complete(
     let mut tx = s.pool.begin().await?;
     owned_job(&mut tx, &auth, id).await?;
     let job = jobs::complete(&mut tx, id, req.worker_id, req.error.as_deref()).await?;
-    announce_run(&mut tx, &job).await?;
+    live::job_run_updated(&mut tx, &job).await?;
     tx.commit().await?;
     Ok(Json(job))
 }

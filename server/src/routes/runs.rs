@@ -12,9 +12,8 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use crucible_types::{
-    ApiError, CompletionRecord, CreateRun, LiveEvent, Run, RunFilter, RunPage, ScalarMap, UpdateRun,
+    ApiError, CompletionRecord, CreateRun, Run, RunFilter, RunPage, ScalarMap, UpdateRun,
 };
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Routes of this module.
@@ -29,16 +28,6 @@ pub fn router() -> Router<AppState> {
             "/runs/{id}/completions",
             get(list_completions).post(upload_completions),
         )
-}
-
-/// Tells live subscribers that a run appeared or changed state.
-pub async fn announce(conn: &mut PgConnection, run: &Run) -> Result<()> {
-    let event = LiveEvent::RunUpdated {
-        run_id: run.id,
-        project_id: run.project_id,
-        status: run.status,
-    };
-    live::notify(conn, &event).await
 }
 
 /// Creates a run in one of the caller's projects.
@@ -61,7 +50,7 @@ pub async fn create(
     auth.check_owner(project.team_id, "project")?;
     let mut tx = s.pool.begin().await?;
     let run = runs::create(&mut tx, &req).await?;
-    announce(&mut tx, &run).await?;
+    live::run_updated(&mut tx, &run).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(run)))
 }
@@ -96,7 +85,7 @@ pub async fn update(
     let mut tx = s.pool.begin().await?;
     let owned = owned_run(&mut tx, &auth, id).await?;
     let run = runs::update(&mut tx, &owned.run, req.status, req.name.as_deref()).await?;
-    announce(&mut tx, &run).await?;
+    live::run_updated(&mut tx, &run).await?;
     tx.commit().await?;
     Ok(Json(run))
 }

@@ -57,7 +57,7 @@ pub async fn lease(
     let worker = workers::touch(&mut tx, auth.team_id, id).await?;
     let lease = jobs::lease(&mut tx, &worker, s.lease_seconds).await?;
     if let Some(l) = &lease {
-        crate::routes::jobs::announce_run(&mut tx, &l.job).await?;
+        crate::live::job_run_updated(&mut tx, &l.job).await?;
     }
     tx.commit().await?;
     Ok(match lease {

@@ -6,7 +6,7 @@ use crate::error::{AppError, Result};
 use crate::store::{models, projects, runs};
 use crucible_types::{
     CreateRun, EvalStatus, EvalTarget, Job, JobKind, JobProgress, JobRequirements, JobSpec,
-    JobStatus, Lease, RunKind, RunStatus, SamplingParams, SubmitJob, Worker,
+    JobStatus, Lease, RunKind, RunStatus, SamplingParams, SubmitJob, Worker, config_params,
 };
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
@@ -104,21 +104,14 @@ async fn project_for(
     .id)
 }
 
-/// A config's scalar settings as run params, so runs compare side by side in the runs table.
-fn scalar_params(config: &impl serde::Serialize) -> Vec<(String, String)> {
-    let value = serde_json::to_value(config).unwrap_or_default();
-    let Some(config) = value.as_object() else {
-        return Vec::new();
-    };
-    config
-        .iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::String(s) => Some((k.clone(), s.clone())),
-            serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
-            serde_json::Value::Bool(b) => Some((k.clone(), b.to_string())),
-            _ => None,
-        })
-        .collect()
+/// Queues `req` for the team in one transaction and announces its run; the API and the
+/// dashboard's form both submit through here.
+pub async fn queue(pool: &PgPool, team_id: Uuid, req: &SubmitJob) -> Result<Job> {
+    let mut tx = pool.begin().await?;
+    let job = submit(&mut tx, team_id, req).await?;
+    crate::live::job_run_updated(&mut tx, &job).await?;
+    tx.commit().await?;
+    Ok(job)
 }
 
 /// Enqueues a job, creating its run (and, for evals, one eval record per benchmark). The
@@ -194,12 +187,12 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
                 )
                 .trim()
                 .to_string(),
-                scalar_params(&t.config),
+                config_params(&t.config).into_iter().collect(),
             )
         }
         JobSpec::Rl(r) => {
             let project = project_for(conn, team_id, None, TRAINING_PROJECT).await?;
-            let mut params = scalar_params(&r.config);
+            let mut params: Vec<(String, String)> = config_params(&r.config).into_iter().collect();
             params.push(("model".to_string(), model_name.clone()));
             let name = r.model_name.clone().unwrap_or_else(|| model_name.clone());
             (project, format!("rl {name}"), params)
@@ -433,13 +426,10 @@ pub async fn lease(
 pub async fn held(conn: &mut PgConnection, job_id: Uuid, worker_id: Uuid) -> Result<Job> {
     let job = get(conn, job_id).await?;
     if job.status != JobStatus::Running || job.worker_id != Some(worker_id) {
-        return Err(AppError::Conflict {
-            field: Some("worker_id".into()),
-            message: format!(
-                "worker {worker_id} does not hold the lease of job {job_id} (status {})",
-                job.status
-            ),
-        });
+        return Err(AppError::LeaseLost(format!(
+            "worker {worker_id} does not hold the lease of job {job_id} (status {})",
+            job.status
+        )));
     }
     Ok(job)
 }

@@ -1,6 +1,7 @@
 //! The `eval` job: for each benchmark of the lease, generate, grade, upload samples chunk by chunk,
 //! then upload scores. A retried job regenerates the same samples (seeded), so re-uploads overwrite.
 
+use super::JobError;
 use crate::client::ServerClient;
 use crate::eval::{
     Benchmark, Generator, LocalGenerator, OpenAiConfig, OpenAiGenerator, load_benchmark, run_eval,
@@ -28,14 +29,15 @@ pub(super) enum ModelHandle {
 
 impl ModelHandle {
     /// Loads the lease's model: a local HF folder (or checkpoint), or an OpenAI-compatible endpoint.
-    pub(super) fn open(source: &ModelSource) -> Result<Self, String> {
+    pub(super) fn open(source: &ModelSource) -> Result<Self, JobError> {
         match source {
             ModelSource::HfLocal { path } | ModelSource::Checkpoint { path, .. } => {
                 let dir = Path::new(path);
                 let model = MimoModel::load(dir, &LoadOptions::default())
-                    .map_err(|e| format!("loading {path}: {e}"))?;
-                let tokenizer = Tokenizer::load(dir)
-                    .map_err(|e| format!("loading the tokenizer of {path}: {e}"))?;
+                    .map_err(|e| JobError::internal(format!("loading {path}: {e}")))?;
+                let tokenizer = Tokenizer::load(dir).map_err(|e| {
+                    JobError::internal(format!("loading the tokenizer of {path}: {e}"))
+                })?;
                 Ok(ModelHandle::Local(Box::new(LocalModel {
                     model,
                     tokenizer,
@@ -44,7 +46,7 @@ impl ModelHandle {
             ModelSource::Openai { base_url, model } => {
                 OpenAiGenerator::new(OpenAiConfig::new(base_url.clone(), model.clone()))
                     .map(ModelHandle::Remote)
-                    .map_err(|e| e.to_string())
+                    .map_err(JobError::internal)
             }
         }
     }
@@ -67,17 +69,19 @@ fn benchmark(
     name: &str,
     config: &WorkerConfig,
     limit: Option<usize>,
-) -> Result<Benchmark, String> {
+) -> Result<Benchmark, JobError> {
     if let Some(id) = name.strip_prefix(DATASET_PREFIX) {
         let id: Uuid = id
             .parse()
-            .map_err(|_| format!("{name}: not a dataset id"))?;
-        let (meta, rows) = client.dataset(id).map_err(|e| format!("{name}: {e}"))?;
+            .map_err(|_| JobError::invalid(format!("{name}: not a dataset id")))?;
+        let (meta, rows) = client
+            .dataset(id)
+            .map_err(|e| JobError::internal(format!("{name}: {e}")))?;
         let bench =
-            Benchmark::from_rows(&meta.name, meta.kind, &rows).map_err(|e| e.to_string())?;
+            Benchmark::from_rows(&meta.name, meta.kind, &rows).map_err(JobError::internal)?;
         return Ok(bench.truncated(limit));
     }
-    load_benchmark(name, config.data_dir.as_deref(), limit).map_err(|e| e.to_string())
+    load_benchmark(name, config.data_dir.as_deref(), limit).map_err(JobError::internal)
 }
 
 /// Runs every benchmark of the lease; `Err` carries the reason the job failed.
@@ -87,9 +91,9 @@ pub(crate) fn run(
     config: &WorkerConfig,
     lease: &Lease,
     signals: &JobSignals,
-) -> Result<(), String> {
+) -> Result<(), JobError> {
     let JobSpec::Eval(spec) = &lease.job.spec else {
-        return Err("not an eval job".into());
+        return Err(JobError::invalid("not an eval job"));
     };
     let limit = spec.limit.map(|l| l as usize);
     let benches = lease
@@ -98,7 +102,10 @@ pub(crate) fn run(
         .map(|t| benchmark(client, &t.benchmark, config, limit))
         .collect::<Result<Vec<_>, _>>()?;
     let total: u64 = benches.iter().map(|b| b.problems.len() as u64).sum();
-    let model = lease.model.as_ref().ok_or("eval job without a model")?;
+    let model = lease
+        .model
+        .as_ref()
+        .ok_or_else(|| JobError::invalid("eval job without a model"))?;
     let mut handle = ModelHandle::open(&model.source)?;
     let mut generator = handle.generator();
     let mut before = 0u64;
@@ -121,7 +128,7 @@ pub(crate) fn run(
             &stop,
             &mut progress,
         )
-        .map_err(|e| format!("{}: {e}", target.benchmark))?;
+        .map_err(|e| JobError::internal(format!("{}: {e}", target.benchmark)))?;
         before += bench.problems.len() as u64;
         client
             .upload_scores(
@@ -130,7 +137,9 @@ pub(crate) fn run(
                 report.problems as i32,
                 report.scores.clone(),
             )
-            .map_err(|e| format!("uploading scores of {}: {e}", target.benchmark))?;
+            .map_err(|e| {
+                JobError::internal(format!("uploading scores of {}: {e}", target.benchmark))
+            })?;
         if let Some(run_id) = lease.job.run_id {
             let points = report
                 .scores

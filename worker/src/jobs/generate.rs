@@ -1,5 +1,6 @@
 //! The `generate` job: complete each prompt once and store the outputs as the run's completions.
 
+use super::JobError;
 use super::eval::ModelHandle;
 use crate::client::ServerClient;
 use crate::heartbeat::JobSignals;
@@ -14,9 +15,15 @@ pub(crate) fn run(
     lease: &Lease,
     spec: &GenerateSpec,
     signals: &JobSignals,
-) -> Result<(), String> {
-    let run_id = lease.job.run_id.ok_or("generate job has no run")?;
-    let model = lease.model.as_ref().ok_or("generate job without a model")?;
+) -> Result<(), JobError> {
+    let run_id = lease
+        .job
+        .run_id
+        .ok_or_else(|| JobError::invalid("generate job has no run"))?;
+    let model = lease
+        .model
+        .as_ref()
+        .ok_or_else(|| JobError::invalid("generate job without a model"))?;
     let mut handle = ModelHandle::open(&model.source)?;
     let mut generator = handle.generator();
     let total = spec.prompts.len() as u64;
@@ -26,7 +33,7 @@ pub(crate) fn run(
         }
         let outputs = generator
             .generate(chunk, &spec.sampling, 1)
-            .map_err(|e| e.to_string())?;
+            .map_err(JobError::internal)?;
         let records = chunk
             .iter()
             .zip(outputs)
@@ -50,7 +57,7 @@ pub(crate) fn run(
             .collect();
         client
             .upload_completions(run_id, records)
-            .map_err(|e| e.to_string())?;
+            .map_err(JobError::internal)?;
         signals.set_progress(
             ((c + 1) * CHUNK).min(spec.prompts.len()) as u64,
             total,

@@ -2,10 +2,11 @@
 //! register the trained model as a checkpoint of that run. A retried job on the same machine
 //! resumes from the checkpoint in its `out_dir`.
 
-use super::sink::RunSink;
+use super::JobError;
 use crate::client::ServerClient;
 use crate::heartbeat::JobSignals;
 use crate::lease::WorkerConfig;
+use crate::report::RunSink;
 use crate::train::TrainConfig;
 use crucible_types::{Lease, ModelSource, RegisterModel, TrainSpec};
 
@@ -16,13 +17,12 @@ pub(crate) fn run(
     lease: &Lease,
     spec: &TrainSpec,
     signals: &JobSignals,
-) -> Result<(), String> {
-    let run_id = lease.job.run_id.ok_or("training job has no run")?;
-    lease
+) -> Result<(), JobError> {
+    let run_id = lease
         .job
-        .spec
-        .validate()
-        .map_err(|e| e.under("spec").to_string())?;
+        .run_id
+        .ok_or_else(|| JobError::invalid("training job has no run"))?;
+    lease.job.spec.validate().map_err(|e| e.under("spec"))?;
     let mut train: TrainConfig = spec.config.clone();
     if train.out_dir.is_relative() {
         train.out_dir = config
@@ -35,7 +35,7 @@ pub(crate) fn run(
         signals.set_progress(done, total, "training")
     });
     sink.flush();
-    let outcome = outcome.map_err(|e| e.to_string())?;
+    let outcome = outcome.map_err(JobError::internal)?;
     let final_dir = train.out_dir.join("final");
     let name = spec.model_name.clone().unwrap_or_else(|| {
         format!(
@@ -55,6 +55,6 @@ pub(crate) fn run(
     };
     client
         .register_model(&req)
-        .map_err(|e| format!("registering the trained model: {e}"))?;
+        .map_err(|e| JobError::internal(format!("registering the trained model: {e}")))?;
     Ok(())
 }

@@ -4,12 +4,12 @@
 //! stack, and the run loop the `rl` job and `crucible train rl` call.
 
 pub mod advantage;
+pub mod dynamic_sampling;
 pub mod objective;
 pub mod policy;
 pub mod problems;
 pub mod rollout;
 pub mod run;
-pub mod sampling;
 pub mod step_metrics;
 pub mod trainer;
 

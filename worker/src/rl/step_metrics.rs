@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use super::dynamic_sampling::FilledBatch;
 use super::rollout::{RolloutGroup, RolloutSample};
-use super::sampling::FilledBatch;
 
 /// What the rollout phase of a step counted besides the groups themselves.
 #[derive(Debug, Clone, Default, PartialEq)]

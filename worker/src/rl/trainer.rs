@@ -16,10 +16,12 @@ use rand::seq::SliceRandom;
 
 use super::RlError;
 use super::advantage::{AdvantageConfig, AdvantageScaling, advantages_per_token, group_advantages};
+use super::dynamic_sampling::{
+    DrawSource, DynamicSamplingConfig, FilledBatch, ProblemDrawer, ScoredGroup, fill_batch,
+};
 use super::objective::{LossNormalisation, PolicyLossConfig, PolicyLossInputs, policy_loss};
 use super::policy::{SequenceBatch, token_logprobs};
 use super::rollout::{Draw, RolloutGroup, RolloutSample, RoundConfig, rollout_round};
-use super::sampling::{DrawSource, DynamicSamplingConfig, ProblemDrawer, ScoredGroup, fill_batch};
 use super::step_metrics::{RolloutTally, StepFigures, UpdateStats, step_metrics};
 use crate::eval::{Problem, prompt_ids};
 use crate::train::checkpoint::{self, to_json};
@@ -222,6 +224,48 @@ impl RlTrainer {
     /// Rolls out one batch and updates the policy on it.
     pub fn step(&mut self) -> Result<StepReport, RlError> {
         let started = Instant::now();
+        let step = self.step;
+        let (mut batch, generated, tally) = self.roll_out_batch()?;
+        let train_started = Instant::now();
+        let groups: Vec<RolloutGroup> = std::mem::take(&mut batch.groups)
+            .into_iter()
+            .map(|g| g.problem)
+            .collect();
+        let update = if groups.is_empty() {
+            tracing::warn!(
+                step = step + 1,
+                "no usable group this step; the policy is not updated"
+            );
+            UpdateStats::default()
+        } else {
+            self.update(&groups)?
+        };
+        let t_train = train_started.elapsed();
+        self.step += 1;
+
+        let metrics = step_metrics(&StepFigures {
+            generated: &generated,
+            batch: &batch,
+            kept: &groups,
+            easy_pool: self.drawer.easy().len(),
+            tally: &tally,
+            update: &update,
+            train: t_train,
+            step: started.elapsed(),
+        });
+        Ok(StepReport {
+            step: self.step,
+            metrics,
+            rollouts: generated,
+        })
+    }
+
+    /// The step's rollouts: draws groups, decodes and scores them round by round until dynamic
+    /// sampling has filled the batch. Returns the batch, every group generated (kept or not) and
+    /// the step's rollout timings.
+    fn roll_out_batch(
+        &mut self,
+    ) -> Result<(FilledBatch<RolloutGroup>, Vec<RolloutGroup>, RolloutTally), RlError> {
         let c = self.config.clone();
         let step = self.step;
         self.drawer.reseed(derive_seed(&[c.seed, step, 0]));
@@ -233,7 +277,7 @@ impl RlTrainer {
         };
         let mut generated: Vec<RolloutGroup> = Vec::new();
         let mut tally = RolloutTally::default();
-        let mut batch = {
+        let batch = {
             let (drawer, pool, rate) =
                 (&mut self.drawer, &mut self.pool, &mut self.informative_rate);
             let (prompts, tasks, tokenizer) = (&self.prompts, &self.tasks, &self.tokenizer);
@@ -298,38 +342,7 @@ impl RlTrainer {
                 Ok(scored)
             })?
         };
-        let train_started = Instant::now();
-        let groups: Vec<RolloutGroup> = std::mem::take(&mut batch.groups)
-            .into_iter()
-            .map(|g| g.problem)
-            .collect();
-        let update = if groups.is_empty() {
-            tracing::warn!(
-                step = step + 1,
-                "no usable group this step; the policy is not updated"
-            );
-            UpdateStats::default()
-        } else {
-            self.update(&groups)?
-        };
-        let t_train = train_started.elapsed();
-        self.step += 1;
-
-        let metrics = step_metrics(&StepFigures {
-            generated: &generated,
-            batch: &batch,
-            kept: &groups,
-            easy_pool: self.drawer.easy().len(),
-            tally: &tally,
-            update: &update,
-            train: t_train,
-            step: started.elapsed(),
-        });
-        Ok(StepReport {
-            step: self.step,
-            metrics,
-            rollouts: generated,
-        })
+        Ok((batch, generated, tally))
     }
 
     /// `mini_batches` updates on the kept groups; rows are shuffled from (seed, step).

@@ -9,7 +9,9 @@ use crucible_worker::train::recipe::SmallRecipe;
 use crucible_worker::train::{MetricsSink, NoopSink, TrainConfig, TrainKind};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use tracking::Tracking;
+use crucible_types::RunKind;
+use crucible_worker::report::RunSink;
+use tracking::TrackedRun;
 
 mod rl;
 mod tracking;
@@ -120,34 +122,28 @@ fn bar(total: u64, label: &str) -> ProgressBar {
     bar
 }
 
-/// Runs `body` with a sink for `config`: the tracking server's when one is given (the run is
+/// Runs `body` with a sink for `config`: the tracking server's when `args` name one (the run is
 /// created first and marked finished or failed after), else a no-op.
 fn tracked<T>(
-    tracking: Option<&Tracking>,
-    project: &str,
+    args: &TrackingArgs,
     name: &str,
     config: &TrainConfig,
     body: impl FnOnce(&mut dyn MetricsSink) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let Some(tracking) = tracking else {
+    let kind = match config.kind {
+        TrainKind::Pretrain => RunKind::Pretrain,
+        TrainKind::Sft => RunKind::Sft,
+    };
+    let mtp_weight = [("mtp_weight", config.mtp_weight().to_string())];
+    let Some(run) = TrackedRun::start(args, name, kind, config, &mtp_weight)? else {
         return body(&mut NoopSink);
     };
-    let project_id = tracking.project(project)?;
-    let run_id = tracking.create_run(&project_id, name, config)?;
-    eprintln!("tracking run {run_id}");
     let result = {
-        let mut sink = tracking.sink(&run_id);
+        let mut sink = RunSink::new(&run.client, run.run.id, "train/");
         body(&mut sink)
     };
-    tracking.set_status(&run_id, if result.is_ok() { "finished" } else { "failed" })?;
+    run.finish(result.is_ok())?;
     result
-}
-
-fn connect(args: &TrackingArgs) -> anyhow::Result<Option<Tracking>> {
-    match (&args.server, &args.token) {
-        (Some(server), Some(token)) => Ok(Some(Tracking::new(server, token)?)),
-        _ => Ok(None),
-    }
 }
 
 fn recipe_small(args: SmallArgs) -> anyhow::Result<()> {
@@ -158,8 +154,6 @@ fn recipe_small(args: SmallArgs) -> anyhow::Result<()> {
     if let Some(steps) = args.sft_steps {
         recipe.sft.steps = steps;
     }
-    let tracking = connect(&args.tracking)?;
-    let tracking = tracking.as_ref();
     let work = &args.work;
     let start = std::time::Instant::now();
     eprintln!(
@@ -173,29 +167,22 @@ fn recipe_small(args: SmallArgs) -> anyhow::Result<()> {
             TrainKind::Sft => "sft",
         };
         let progress = bar(config.steps, label);
-        tracked(
-            tracking,
-            &args.tracking.project,
-            &format!("small-{label}"),
-            &config,
-            |sink| {
-                let outcome = crucible_worker::train::run(&config, sink, &|done, _| {
-                    progress.set_position(done)
-                })?;
-                progress.finish();
-                if let Some(last) = &outcome.last {
-                    eprintln!(
-                        "{label}: {} steps, loss {:.4} (mtp {:.4}, mtp acc {:.3}), {:.0} tokens/s",
-                        outcome.steps,
-                        last.loss,
-                        last.mtp_loss,
-                        last.mtp_accuracy,
-                        outcome.tokens as f64 / outcome.seconds.max(1e-9)
-                    );
-                }
-                Ok(())
-            },
-        )
+        tracked(&args.tracking, &format!("small-{label}"), &config, |sink| {
+            let outcome =
+                crucible_worker::train::run(&config, sink, &|done, _| progress.set_position(done))?;
+            progress.finish();
+            if let Some(last) = &outcome.last {
+                eprintln!(
+                    "{label}: {} steps, loss {:.4} (mtp {:.4}, mtp acc {:.3}), {:.0} tokens/s",
+                    outcome.steps,
+                    last.loss,
+                    last.mtp_loss,
+                    last.mtp_accuracy,
+                    outcome.tokens as f64 / outcome.seconds.max(1e-9)
+                );
+            }
+            Ok(())
+        })
     };
     recipe.prepare_tokenizer(work)?;
     phase(TrainKind::Pretrain, recipe.pretrain_config(work))?;
@@ -256,7 +243,9 @@ fn run_config(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", args.config.display()))?;
     let config: TrainConfig = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a valid TrainConfig", args.config.display()))?;
-    let tracking = connect(&args.tracking)?;
+    if let Err(e) = config.validate() {
+        anyhow::bail!("{}: {e}", args.config.display());
+    }
     let name = args.name.clone().unwrap_or_else(|| {
         args.config
             .file_stem()
@@ -264,17 +253,11 @@ fn run_config(args: RunArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "train".into())
     });
     let progress = bar(config.steps, "train");
-    let outcome = tracked(
-        tracking.as_ref(),
-        &args.tracking.project,
-        &name,
-        &config,
-        |sink| {
-            Ok(crucible_worker::train::run(&config, sink, &|done, _| {
-                progress.set_position(done)
-            })?)
-        },
-    )?;
+    let outcome = tracked(&args.tracking, &name, &config, |sink| {
+        Ok(crucible_worker::train::run(&config, sink, &|done, _| {
+            progress.set_position(done)
+        })?)
+    })?;
     progress.finish();
     println!("{}", serde_json::to_string(&outcome)?);
     Ok(())

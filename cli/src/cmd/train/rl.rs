@@ -7,16 +7,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use crucible_types::{RlConfig, RlData};
+use crucible_types::{RlConfig, RlData, RunKind};
 use crucible_worker::eval::Problem;
-use crucible_worker::rl::rollout::{RolloutGroup, completion_records};
+use crucible_worker::report::RlReporter;
+use crucible_worker::rl::rollout::RolloutGroup;
 use crucible_worker::rl::{RlHooks, problems};
-use crucible_worker::train::MetricsSink;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::TrackingArgs;
-use super::tracking::{Tracking, TrackingSink};
+use super::tracking::TrackedRun;
 
 /// Arguments of `crucible train rl`.
 #[derive(clap::Args)]
@@ -40,19 +40,11 @@ pub struct RlArgs {
     tracking: TrackingArgs,
 }
 
-/// Where a tracked run's results go.
-struct Tracked<'a> {
-    tracking: &'a Tracking,
-    run_id: String,
-    sink: TrackingSink<'a>,
-    name: String,
-}
-
 /// Metrics, rollouts and checkpoints to the server (when tracked), the progress bar and
 /// `<out>/metrics.jsonl` (one JSON object per step and eval, kept with the run folder).
 struct CliHooks<'a> {
     bar: ProgressBar,
-    tracked: Option<Tracked<'a>>,
+    reporter: Option<RlReporter<'a>>,
     log: std::fs::File,
 }
 
@@ -77,36 +69,25 @@ impl RlHooks for CliHooks<'_> {
         if let Err(e) = writeln!(self.log, "{}", serde_json::Value::Object(line)) {
             tracing::warn!(error = %e, "could not append to metrics.jsonl");
         }
-        if let Some(t) = &mut self.tracked {
-            t.sink.record(step, values);
-            t.sink.flush();
+        if let Some(r) = &mut self.reporter {
+            r.metrics(step, values);
         }
     }
 
     fn rollouts(&mut self, step: u64, problems: &[Problem], groups: &[RolloutGroup]) {
-        if let Some(t) = &self.tracked {
-            let body = json!({ "completions": completion_records(step, problems, groups) });
-            if let Err(e) = t
-                .tracking
-                .post(&format!("/runs/{}/completions", t.run_id), &body)
-            {
-                tracing::warn!(step, error = %e, "could not store the step's rollouts");
-            }
+        if let Some(r) = &mut self.reporter {
+            r.rollouts(step, problems, groups);
         }
     }
 
     fn checkpoint(&mut self, step: u64, model_dir: &Path) {
-        let Some(t) = &self.tracked else { return };
-        let path = std::path::absolute(model_dir).unwrap_or_else(|_| model_dir.to_path_buf());
-        let body = json!({
-            "name": format!("{}-step{step}", t.name),
-            "source": { "kind": "checkpoint", "path": path, "run_id": t.run_id, "step": step },
-        });
-        match t.tracking.post("/models", &body) {
-            Ok(m) => self
-                .bar
-                .println(format!("step {step}: registered model {}", m["id"])),
-            Err(e) => tracing::warn!(step, error = %e, "could not register the checkpoint"),
+        if let Some(m) = self
+            .reporter
+            .as_mut()
+            .and_then(|r| r.checkpoint(step, model_dir))
+        {
+            self.bar
+                .println(format!("step {step}: registered model {}", m.id));
         }
     }
 
@@ -141,35 +122,8 @@ pub fn run(args: RlArgs) -> anyhow::Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "rl".into())
     });
-    let tracking = match (&args.tracking.server, &args.tracking.token) {
-        (Some(server), Some(token)) => Some(Tracking::new(server, token)?),
-        _ => None,
-    };
-    let tracked = match &tracking {
-        Some(t) => {
-            let project = t.project(&args.tracking.project)?;
-            let config_json = serde_json::to_value(&config)?;
-            let mut params = config_json
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .filter(|(_, v)| !v.is_object() && !v.is_array())
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<serde_json::Map<_, _>>()
-                })
-                .unwrap_or_default();
-            params.insert("model".into(), json!(args.model.display().to_string()));
-            let run_id = t.create_run_of(&project, &name, "rl", params.into(), config_json)?;
-            eprintln!("tracking run {run_id}");
-            Some(Tracked {
-                tracking: t,
-                sink: t.sink_with_prefix(&run_id, ""),
-                run_id,
-                name: name.clone(),
-            })
-        }
-        None => None,
-    };
+    let model = [("model", args.model.display().to_string())];
+    let tracked = TrackedRun::start(&args.tracking, &name, RunKind::Rl, &config, &model)?;
     let bar = ProgressBar::new(config.steps).with_style(
         ProgressStyle::with_template(
             "{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} (eta {eta}) {msg}",
@@ -184,7 +138,10 @@ pub fn run(args: RlArgs) -> anyhow::Result<()> {
         .append(true)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
-    let mut hooks = CliHooks { bar, tracked, log };
+    let reporter = tracked
+        .as_ref()
+        .map(|t| RlReporter::new(&t.client, t.run.id, name.clone()));
+    let mut hooks = CliHooks { bar, reporter, log };
     let result = crucible_worker::rl::run(
         &config,
         &args.model,
@@ -194,12 +151,13 @@ pub fn run(args: RlArgs) -> anyhow::Result<()> {
         &mut hooks,
     );
     hooks.bar.finish();
-    if let Some(t) = &mut hooks.tracked {
-        t.sink.flush();
-        let status = if result.is_ok() { "finished" } else { "failed" };
-        if let Err(e) = t.tracking.set_status(&t.run_id, status) {
-            tracing::warn!(error = %e, "could not close the run");
-        }
+    if let Some(r) = &mut hooks.reporter {
+        r.flush();
+    }
+    if let Some(t) = &tracked
+        && let Err(e) = t.finish(result.is_ok())
+    {
+        tracing::warn!(error = %e, "could not close the run");
     }
     let outcome = result?;
     for (step, report) in &outcome.evals {

@@ -5,8 +5,8 @@
 use crate::auth::AuthTeam;
 use crate::error::AppError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::live;
 use crate::routes::owned_run;
-use crate::routes::runs::announce;
 use crate::state::AppState;
 use crate::store::{metrics, projects, runs};
 use axum::extract::State;
@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use crucible_types::{CreateRun, MetricPoint, Project, Run, RunKind, RunStatus, StringMap};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,11 +22,15 @@ use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+mod filter;
+mod wire;
+
+use filter::{matches, parse_filter, sort_runs};
+use wire::{RUN_NAME_TAG, experiment_json, run_info_json, run_json, status_from_mlflow};
+
 /// MLflow's id of the experiment a client uses when none is set; it maps to the team's `Default` project.
 const DEFAULT_EXPERIMENT_ID: &str = "0";
 const DEFAULT_EXPERIMENT_NAME: &str = "Default";
-/// MLflow keeps the run name in this tag as well as in `run_name`.
-const RUN_NAME_TAG: &str = "mlflow.runName";
 /// Largest `max_results` of runs/search, as in MLflow.
 const MAX_SEARCH_RESULTS: usize = 50_000;
 
@@ -67,6 +71,7 @@ impl IntoResponse for MlflowError {
             AppError::Unauthorized(_) => "UNAUTHENTICATED",
             AppError::Forbidden(_) => "PERMISSION_DENIED",
             AppError::Conflict { .. } => "RESOURCE_ALREADY_EXISTS",
+            AppError::LeaseLost(_) => "INVALID_STATE",
             AppError::Db(_) => "INTERNAL_ERROR",
         };
         let status = if status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY
@@ -76,92 +81,17 @@ impl IntoResponse for MlflowError {
             status
         };
         let body = self.0.body();
-        (
+        let mut response = (
             status,
             Json(json!({ "error_code": code, "message": body.message })),
         )
-            .into_response()
+            .into_response();
+        self.0.attach_cause(&mut response);
+        response
     }
 }
 
 type MlResult<T> = Result<T, MlflowError>;
-
-fn status_to_mlflow(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::Queued => "SCHEDULED",
-        RunStatus::Running => "RUNNING",
-        RunStatus::Finished => "FINISHED",
-        RunStatus::Failed => "FAILED",
-        RunStatus::Killed => "KILLED",
-    }
-}
-
-fn status_from_mlflow(s: &str) -> Result<RunStatus, AppError> {
-    Ok(match s {
-        "SCHEDULED" => RunStatus::Queued,
-        "RUNNING" => RunStatus::Running,
-        "FINISHED" => RunStatus::Finished,
-        "FAILED" => RunStatus::Failed,
-        "KILLED" => RunStatus::Killed,
-        other => {
-            return Err(AppError::invalid(
-                "status",
-                format!("unknown MLflow run status {other:?}"),
-            ));
-        }
-    })
-}
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn experiment_json(p: &Project) -> Value {
-    json!({
-        "experiment_id": p.id.to_string(),
-        "name": p.name,
-        "artifact_location": format!("crucible:/projects/{}", p.id),
-        "lifecycle_stage": "active",
-        "creation_time": ms(p.created_at),
-        "last_update_time": ms(p.created_at),
-        "tags": [],
-    })
-}
-
-fn kv_list(map: &StringMap) -> Vec<Value> {
-    map.iter()
-        .map(|(k, v)| json!({ "key": k, "value": v }))
-        .collect()
-}
-
-fn run_info_json(r: &Run) -> Value {
-    json!({
-        "run_id": r.id.to_string(),
-        "run_uuid": r.id.to_string(),
-        "run_name": r.name,
-        "experiment_id": r.project_id.to_string(),
-        "user_id": "",
-        "status": status_to_mlflow(r.status),
-        "start_time": ms(r.started_at.unwrap_or(r.created_at)),
-        "end_time": r.finished_at.map(ms),
-        "artifact_uri": format!("crucible:/runs/{}/artifacts", r.id),
-        "lifecycle_stage": "active",
-    })
-}
-
-fn run_json(r: &Run, latest: &[metrics::LatestPoint]) -> Value {
-    let mut tags = r.tags.clone();
-    tags.entry(RUN_NAME_TAG.to_string())
-        .or_insert_with(|| r.name.clone());
-    let metrics: Vec<Value> = latest
-        .iter()
-        .map(|m| json!({ "key": m.key, "value": m.value, "timestamp": m.timestamp_ms, "step": m.step }))
-        .collect();
-    json!({
-        "info": run_info_json(r),
-        "data": { "metrics": metrics, "params": kv_list(&r.params), "tags": kv_list(&tags) },
-    })
-}
 
 /// Resolves an MLflow experiment id in the caller's team.
 async fn experiment(
@@ -293,7 +223,7 @@ async fn create_run(
         },
     )
     .await?;
-    announce(&mut tx, &run).await?;
+    live::run_updated(&mut tx, &run).await?;
     tx.commit().await?;
     Ok(Json(json!({ "run": run_json(&run, &[]) })))
 }
@@ -324,7 +254,7 @@ async fn update_run(
         req.run_name.as_deref().filter(|n| !n.is_empty()),
     )
     .await?;
-    announce(&mut tx, &run).await?;
+    live::run_updated(&mut tx, &run).await?;
     tx.commit().await?;
     Ok(Json(json!({ "run_info": run_info_json(&run) })))
 }
@@ -375,157 +305,6 @@ struct SearchReq {
     order_by: Vec<String>,
     #[serde(default)]
     page_token: Option<String>,
-}
-
-/// One `entity.key op value` clause of an MLflow search filter.
-#[derive(Debug, PartialEq)]
-struct Clause {
-    entity: Entity,
-    key: String,
-    op: String,
-    value: String,
-}
-
-#[derive(Debug, PartialEq, Clone, Copy)]
-enum Entity {
-    Param,
-    Tag,
-    Attribute,
-    Metric,
-}
-
-/// Parses the basic filter grammar: clauses joined by `AND`, each `entity.key op value`,
-/// with `op` one of `= != > >= < <= LIKE` and string values in single or double quotes.
-fn parse_filter(filter: &str) -> Result<Vec<Clause>, AppError> {
-    let bad = |m: String| AppError::invalid("filter", m);
-    let mut clauses = Vec::new();
-    for part in split_and(filter) {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        let op_pos = ["!=", ">=", "<=", "=", ">", "<", " LIKE ", " like "]
-            .iter()
-            .filter_map(|op| part.find(op).map(|i| (i, *op)))
-            .min_by_key(|(i, op)| (*i, usize::MAX - op.len()))
-            .ok_or_else(|| bad(format!("no comparison operator in {part:?}")))?;
-        let (lhs, rhs) = (
-            part[..op_pos.0].trim(),
-            part[op_pos.0 + op_pos.1.len()..].trim(),
-        );
-        let (entity, key) = lhs
-            .split_once('.')
-            .ok_or_else(|| bad(format!("{lhs:?} must be entity.key")))?;
-        let entity = match entity.to_ascii_lowercase().as_str() {
-            "params" | "param" => Entity::Param,
-            "tags" | "tag" => Entity::Tag,
-            "attributes" | "attribute" | "attr" | "run" => Entity::Attribute,
-            "metrics" | "metric" => Entity::Metric,
-            other => return Err(bad(format!("unknown entity {other:?}"))),
-        };
-        let key = key.trim_matches(|c| c == '`' || c == '"').to_string();
-        let value = rhs.trim_matches(|c| c == '\'' || c == '"').to_string();
-        clauses.push(Clause {
-            entity,
-            key,
-            op: op_pos.1.trim().to_ascii_uppercase(),
-            value,
-        });
-    }
-    Ok(clauses)
-}
-
-/// Splits on ` AND ` outside quotes.
-fn split_and(filter: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let mut quote: Option<char> = None;
-    let chars: Vec<char> = filter.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            }
-        } else if c == '\'' || c == '"' {
-            quote = Some(c);
-        } else if i + 5 <= chars.len() {
-            let window: String = chars[i..i + 5].iter().collect();
-            if window.eq_ignore_ascii_case(" and ") {
-                parts.push(String::new());
-                i += 5;
-                continue;
-            }
-        }
-        if let Some(last) = parts.last_mut() {
-            last.push(c);
-        }
-        i += 1;
-    }
-    parts
-}
-
-fn compare(actual: Option<&str>, op: &str, wanted: &str) -> bool {
-    let Some(actual) = actual else {
-        return op == "!=";
-    };
-    let numeric = actual.parse::<f64>().ok().zip(wanted.parse::<f64>().ok());
-    let ord = match numeric {
-        Some((a, w)) => a.partial_cmp(&w),
-        None => Some(actual.cmp(wanted)),
-    };
-    match op {
-        "=" => actual == wanted || ord == Some(std::cmp::Ordering::Equal),
-        "!=" => actual != wanted && ord != Some(std::cmp::Ordering::Equal),
-        ">" => ord == Some(std::cmp::Ordering::Greater),
-        ">=" => matches!(
-            ord,
-            Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
-        ),
-        "<" => ord == Some(std::cmp::Ordering::Less),
-        "<=" => matches!(
-            ord,
-            Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
-        ),
-        "LIKE" => like(actual, wanted),
-        _ => false,
-    }
-}
-
-/// SQL LIKE with `%` (any run) and `_` (one character).
-fn like(text: &str, pattern: &str) -> bool {
-    fn go(t: &[char], p: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('%', rest)) => (0..=t.len()).any(|i| go(&t[i..], rest)),
-            Some(('_', rest)) => !t.is_empty() && go(&t[1..], rest),
-            Some((c, rest)) => t.first() == Some(c) && go(&t[1..], rest),
-        }
-    }
-    let (t, p): (Vec<char>, Vec<char>) = (text.chars().collect(), pattern.chars().collect());
-    go(&t, &p)
-}
-
-fn matches(run: &Run, latest: &[metrics::LatestPoint], clauses: &[Clause]) -> bool {
-    clauses.iter().all(|c| {
-        let actual: Option<String> = match c.entity {
-            Entity::Param => run.params.get(&c.key).cloned(),
-            Entity::Tag if c.key == RUN_NAME_TAG => Some(run.name.clone()),
-            Entity::Tag => run.tags.get(&c.key).cloned(),
-            Entity::Metric => latest
-                .iter()
-                .find(|m| m.key == c.key)
-                .map(|m| m.value.to_string()),
-            Entity::Attribute => match c.key.as_str() {
-                "status" => Some(status_to_mlflow(run.status).to_string()),
-                "run_name" => Some(run.name.clone()),
-                "run_id" => Some(run.id.to_string()),
-                "start_time" => Some(ms(run.started_at.unwrap_or(run.created_at)).to_string()),
-                _ => None,
-            },
-        };
-        compare(actual.as_deref(), &c.op, &c.value)
-    })
 }
 
 async fn search_runs(
@@ -601,29 +380,6 @@ async fn search_runs(
         body["next_page_token"] = json!((offset + max).to_string());
     }
     Ok(Json(body))
-}
-
-/// Applies MLflow `order_by` (`attributes.start_time DESC`, `params.lr`, …); default newest first.
-fn sort_runs(runs: &mut [&Run], order_by: &[String]) {
-    let Some(first) = order_by.first() else {
-        runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
-        return;
-    };
-    let mut words = first.split_whitespace();
-    let field = words.next().unwrap_or("");
-    let descending = words.next().is_some_and(|w| w.eq_ignore_ascii_case("desc"));
-    let key = |r: &Run| -> String {
-        match field.split_once('.') {
-            Some(("params", k)) => r.params.get(k).cloned().unwrap_or_default(),
-            Some(("tags", k)) => r.tags.get(k).cloned().unwrap_or_default(),
-            _ if field.ends_with("run_name") => r.name.clone(),
-            _ => format!("{:020}", ms(r.started_at.unwrap_or(r.created_at))),
-        }
-    };
-    runs.sort_by(|a, b| {
-        let o = key(a).cmp(&key(b));
-        if descending { o.reverse() } else { o }
-    });
 }
 
 #[derive(Deserialize)]
@@ -805,41 +561,4 @@ async fn get_history(
         .map(|i| json!({ "key": h.key, "value": h.values[i], "timestamp": h.timestamps_ms[i], "step": h.steps[i] }))
         .collect();
     Ok(Json(json!({ "metrics": points })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_parse_into_clauses() {
-        let c =
-            parse_filter("params.lr = '0.1' and tags.team != \"a and b\" AND metrics.acc >= 0.5")
-                .unwrap();
-        assert_eq!(c.len(), 3);
-        assert_eq!(
-            c[0],
-            Clause {
-                entity: Entity::Param,
-                key: "lr".into(),
-                op: "=".into(),
-                value: "0.1".into()
-            }
-        );
-        assert_eq!(c[1].value, "a and b");
-        assert_eq!((c[2].entity, c[2].op.as_str()), (Entity::Metric, ">="));
-        assert!(parse_filter("lr = 1").is_err());
-        assert!(parse_filter("foo.lr = 1").is_err());
-        assert!(parse_filter("").unwrap().is_empty());
-    }
-
-    #[test]
-    fn comparisons_are_numeric_when_both_sides_are_numbers() {
-        assert!(compare(Some("0.10"), "=", "0.1"));
-        assert!(compare(Some("10"), ">", "9"));
-        assert!(!compare(Some("10"), "<", "9"));
-        assert!(compare(Some("abc"), "LIKE", "a%"));
-        assert!(compare(None, "!=", "x"));
-        assert!(!compare(None, "=", "x"));
-    }
 }
