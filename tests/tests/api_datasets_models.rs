@@ -107,7 +107,6 @@ async fn real_benchmark_files_import(pool: PgPool) {
     let Some(dir) = crucible_types::testing::data_dir("real_benchmark_files_import") else {
         return;
     };
-    let dir = std::path::PathBuf::from(dir);
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
     for (file, kind, rows) in [

@@ -4,6 +4,7 @@
 //! depends on nothing heavier than serde and compiles to wasm32. The `openapi` feature adds utoipa
 //! schemas for the server's OpenAPI document.
 
+pub mod benchmarks;
 pub mod dataset;
 pub mod error;
 pub mod eval;
@@ -17,6 +18,7 @@ pub mod tracking;
 pub mod train;
 pub mod validate;
 
+pub use benchmarks::*;
 pub use dataset::*;
 pub use error::*;
 pub use eval::*;

@@ -1,11 +1,10 @@
 //! The evaluation protocols a job can name: `mimo` (the report's: T = 0.6, top-p 0.95, avg@32 on
 //! AIME, avg@8 on code and GPQA, 1 sample elsewhere) and `greedy` (T = 0, one sample). The server
-//! resolves them at submission, so every eval record stores the concrete n and sampling it ran.
+//! resolves them at submission (`EvalSpec::resolve`), so every eval record stores the concrete n
+//! and sampling it ran.
 
-use crate::jobs::EvalSpec;
 use crate::sampling::SamplingParams;
 use crate::tracking::wire_enum;
-use crate::validate::Invalid;
 use serde::{Deserialize, Serialize};
 
 wire_enum! {
@@ -49,71 +48,5 @@ impl Preset {
             }
             Preset::Greedy => (1, SamplingParams::greedy(PRESET_MAX_NEW_TOKENS)),
         }
-    }
-}
-
-impl EvalSpec {
-    /// The concrete (n, sampling) for one benchmark: explicit fields win, then the preset, then
-    /// greedy. Errors name the spec's field.
-    pub fn resolve(&self, benchmark: &str) -> Result<(u32, SamplingParams), Invalid> {
-        let (preset_n, preset_sampling) = self
-            .preset
-            .unwrap_or(Preset::Greedy)
-            .for_benchmark(benchmark);
-        let sampling = self.sampling.clone().unwrap_or(preset_sampling);
-        sampling.validate().map_err(|e| e.under("sampling"))?;
-        let n = self.n_samples.unwrap_or(preset_n);
-        crate::validate::in_range("n_samples", n, 1..=MAX_SAMPLES)?;
-        if let Some(i) = self.ks.iter().position(|k| *k == 0 || *k > n) {
-            return Err(Invalid::new(
-                format!("ks[{i}]"),
-                format!("every k must be between 1 and n_samples ({n})"),
-            ));
-        }
-        Ok((n, sampling))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use uuid::Uuid;
-
-    fn spec(preset: Option<Preset>) -> EvalSpec {
-        EvalSpec {
-            model_id: Uuid::nil(),
-            benchmarks: vec![],
-            sampling: None,
-            n_samples: None,
-            limit: None,
-            preset,
-            ks: vec![],
-            project_id: None,
-        }
-    }
-
-    #[test]
-    fn mimo_preset_follows_the_report() {
-        let s = spec(Some(Preset::Mimo));
-        let (n, p) = s.resolve("aime2024").unwrap();
-        assert_eq!((n, p.temperature, p.top_p), (32, 0.6, 0.95));
-        assert_eq!(s.resolve("humaneval").unwrap().0, 8);
-        assert_eq!(s.resolve("gpqa_diamond").unwrap().0, 8);
-        assert_eq!(s.resolve("math500").unwrap().0, 1);
-    }
-
-    #[test]
-    fn explicit_fields_win_and_bad_ones_are_named() {
-        let mut s = spec(Some(Preset::Mimo));
-        s.n_samples = Some(4);
-        s.ks = vec![1, 4];
-        assert_eq!(s.resolve("aime2024").unwrap().0, 4);
-        s.ks = vec![8];
-        assert_eq!(s.resolve("aime2024").unwrap_err().field, "ks[0]");
-        assert_eq!(spec(None).resolve("gsm8k").unwrap().1.temperature, 0.0);
-        let unknown = serde_json::from_str::<Preset>("\"fast\"").unwrap_err();
-        assert!(unknown.to_string().contains("fast"), "{unknown}");
-        s.n_samples = Some(5000);
-        assert_eq!(s.resolve("gsm8k").unwrap_err().field, "n_samples");
     }
 }

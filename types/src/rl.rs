@@ -300,13 +300,13 @@ impl RlConfig {
             ));
         }
         if let Some(e) = &self.eval {
-            if !crate::jobs::BENCHMARKS.contains(&e.benchmark.as_str()) {
+            if !crate::benchmarks::BENCHMARKS.contains(&e.benchmark.as_str()) {
                 return Err(Invalid::new(
                     "eval.benchmark",
                     format!(
                         "unknown benchmark {:?}; known: {}",
                         e.benchmark,
-                        crate::jobs::BENCHMARKS.join(", ")
+                        crate::benchmarks::BENCHMARKS.join(", ")
                     ),
                 ));
             }

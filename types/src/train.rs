@@ -286,13 +286,16 @@ impl Architecture {
             self.num_nextn_predict_layers,
             0..=8,
         )?;
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Invalid::new(
                 "hidden_size",
                 "must be a multiple of num_attention_heads",
             ));
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             return Err(Invalid::new(
                 "num_key_value_heads",
                 "must divide num_attention_heads",
