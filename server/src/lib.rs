@@ -26,14 +26,20 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// tests build it the same way.
 pub fn app(state: AppState) -> Router {
     let dashboard = dashboard::router(state.pool.clone(), dashboard::find_site_root());
-    Router::new()
+    let app = Router::new()
         .nest("/api/v1", routes::api_v1())
         .nest("/api/2.0/mlflow", routes::mlflow::router())
         // MLflow's client also uses the ajax-api prefix for a few calls.
         .nest("/ajax-api/2.0/mlflow", routes::mlflow::router())
         .with_state(state)
-        .merge(dashboard)
-        // A panic answers 500 instead of dropping the connection, and is logged as one.
+        .merge(dashboard);
+    with_error_layers(app)
+}
+
+/// The layers every face of the server (REST, MLflow, dashboard) shares: a panic answers 500
+/// instead of dropping the connection, every 5xx is logged once with its cause, requests are traced.
+pub fn with_error_layers(router: Router) -> Router {
+    router
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(error::log_server_errors))
         .layer(TraceLayer::new_for_http())
