@@ -48,6 +48,11 @@ impl Captured {
     }
 }
 
+/// A handler with a bug.
+async fn panics() -> StatusCode {
+    panic!("handler bug")
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_failing_or_panicking_handler_is_logged_once_with_its_cause() {
     let logs = Captured::default();
@@ -58,7 +63,7 @@ async fn a_failing_or_panicking_handler_is_logged_once_with_its_cause() {
                 "/broken",
                 get(|| async { Err::<(), _>(AppError::Db(sqlx::Error::PoolTimedOut)) }),
             )
-            .route("/panics", get(|| async { panic!("handler bug") }))
+            .route("/panics", get(panics))
             .route(
                 "/refused",
                 get(|| async { Err::<(), _>(AppError::invalid("name", "too long")) }),

@@ -34,6 +34,14 @@ pub enum Task {
 impl Task {
     /// A code task, its tier layout checked and built once.
     pub fn code(problem: CodeProblem) -> Result<Task, TierError> {
+        if let Some(labels) = &problem.tiers
+            && labels.len() != problem.tests.len()
+        {
+            return Err(TierError::LabelCount {
+                labels: labels.len(),
+                tests: problem.tests.len(),
+            });
+        }
         let tiers = problem
             .tiers
             .as_deref()
@@ -257,13 +265,22 @@ mod tests {
 
     #[test]
     fn bad_tier_labels_are_refused_when_the_task_is_built() {
-        let problem = CodeProblem::from_json(&serde_json::json!({
+        let mut problem = CodeProblem::from_json(&serde_json::json!({
             "id": "x",
             "tests": [{"input": "1", "output": "1"}, {"input": "2", "output": "2"}],
-            "tiers": [0, 2]
+            "tiers": [0, 1]
         }))
         .unwrap();
-        assert_eq!(Task::code(problem).unwrap_err(), TierError::EmptyTier(1));
+        assert!(Task::code(problem.clone()).is_ok());
+        // Parsing refuses a label count that does not match; a problem built in code is checked too.
+        problem.tiers = Some(vec![0, 1, 1]);
+        assert_eq!(
+            Task::code(problem).unwrap_err(),
+            TierError::LabelCount {
+                labels: 3,
+                tests: 2
+            }
+        );
     }
 
     /// The tier rule of the grader decides a tiered code reward: tests 0, 1 easy and test 2

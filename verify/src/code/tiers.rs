@@ -21,6 +21,8 @@ pub enum TierError {
     BadScore(f64),
     #[error("tier layout: test {test} does not exist ({tests} tests)")]
     UnknownTest { test: usize, tests: usize },
+    #[error("tier layout: {labels} tier labels for {tests} tests")]
+    LabelCount { labels: usize, tests: usize },
 }
 
 /// Tests grouped into difficulty tiers, easiest first, each with its score.

@@ -9,8 +9,9 @@ use crate::live;
 use crate::routes::owned_run;
 use crate::state::AppState;
 use crate::store::{metrics, projects, runs};
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -53,6 +54,32 @@ pub fn router() -> Router<AppState> {
 
 /// MLflow's error body: `{"error_code": …, "message": …}` with MLflow's codes.
 pub struct MlflowError(AppError);
+
+/// One of the API's extractors on the MLflow face, so that a refused token, body or query is
+/// answered in MLflow's error format like every other error of these routes.
+pub struct Ml<X>(pub X);
+
+impl<S: Send + Sync, X: FromRequestParts<S, Rejection = AppError>> FromRequestParts<S> for Ml<X> {
+    type Rejection = MlflowError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, MlflowError> {
+        X::from_request_parts(parts, state)
+            .await
+            .map(Ml)
+            .map_err(MlflowError)
+    }
+}
+
+impl<S: Send + Sync, X: FromRequest<S, Rejection = AppError>> FromRequest<S> for Ml<X> {
+    type Rejection = MlflowError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, MlflowError> {
+        X::from_request(req, state)
+            .await
+            .map(Ml)
+            .map_err(MlflowError)
+    }
+}
 
 impl<E: Into<AppError>> From<E> for MlflowError {
     fn from(e: E) -> Self {
@@ -129,8 +156,8 @@ struct CreateExperiment {
 
 async fn create_experiment(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiJson(req): ApiJson<CreateExperiment>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiJson(req)): Ml<ApiJson<CreateExperiment>>,
 ) -> MlResult<Json<Value>> {
     let mut tx = s.pool.begin().await?;
     let p = projects::create(&mut tx, auth.team_id, &req.name, "").await?;
@@ -145,8 +172,8 @@ struct ByName {
 
 async fn get_experiment_by_name(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiQuery(q): ApiQuery<ByName>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiQuery(q)): Ml<ApiQuery<ByName>>,
 ) -> MlResult<Json<Value>> {
     let mut conn = s.pool.acquire().await?;
     let p = projects::find_by_name(&mut conn, auth.team_id, &q.experiment_name)
@@ -162,8 +189,8 @@ struct ById {
 
 async fn get_experiment(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiQuery(q): ApiQuery<ById>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiQuery(q)): Ml<ApiQuery<ById>>,
 ) -> MlResult<Json<Value>> {
     let mut tx = s.pool.begin().await?;
     let p = experiment(&mut tx, &auth, &q.experiment_id).await?;
@@ -193,8 +220,8 @@ struct CreateRunReq {
 
 async fn create_run(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiJson(req): ApiJson<CreateRunReq>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiJson(req)): Ml<ApiJson<CreateRunReq>>,
 ) -> MlResult<Json<Value>> {
     let mut tx = s.pool.begin().await?;
     let project = experiment(
@@ -240,8 +267,8 @@ struct UpdateRunReq {
 
 async fn update_run(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiJson(req): ApiJson<UpdateRunReq>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiJson(req)): Ml<ApiJson<UpdateRunReq>>,
 ) -> MlResult<Json<Value>> {
     let id = req.run.id()?;
     let status = req.status.as_deref().map(status_from_mlflow).transpose()?;
@@ -280,8 +307,8 @@ impl RunRef {
 
 async fn get_run(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiQuery(run): ApiQuery<RunRef>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiQuery(run)): Ml<ApiQuery<RunRef>>,
 ) -> MlResult<Json<Value>> {
     let id = run.id()?;
     let mut conn = s.pool.acquire().await?;
@@ -309,8 +336,8 @@ struct SearchReq {
 
 async fn search_runs(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiJson(req): ApiJson<SearchReq>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiJson(req)): Ml<ApiJson<SearchReq>>,
 ) -> MlResult<Json<Value>> {
     let clauses = parse_filter(req.filter.as_deref().unwrap_or(""))?;
     let max = req.max_results.unwrap_or(1000);
@@ -461,8 +488,8 @@ async fn write_batch(
 
 async fn log_batch(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiJson(req): ApiJson<LogBatchReq>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiJson(req)): Ml<ApiJson<LogBatchReq>>,
 ) -> MlResult<Json<Value>> {
     let id = req.run.id()?;
     let points = req.metrics.into_iter().map(to_point).collect();
@@ -479,8 +506,8 @@ struct LogMetricReq {
 
 async fn log_metric(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiJson(req): ApiJson<LogMetricReq>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiJson(req)): Ml<ApiJson<LogMetricReq>>,
 ) -> MlResult<Json<Value>> {
     let id = req.run.id()?;
     write_batch(
@@ -504,8 +531,8 @@ struct KeyValueReq {
 
 async fn log_param(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiJson(req): ApiJson<KeyValueReq>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiJson(req)): Ml<ApiJson<KeyValueReq>>,
 ) -> MlResult<Json<Value>> {
     let id = req.run.id()?;
     write_batch(
@@ -521,8 +548,8 @@ async fn log_param(
 
 async fn set_tag(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiJson(req): ApiJson<KeyValueReq>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiJson(req)): Ml<ApiJson<KeyValueReq>>,
 ) -> MlResult<Json<Value>> {
     let id = req.run.id()?;
     write_batch(
@@ -545,8 +572,8 @@ struct HistoryQuery {
 
 async fn get_history(
     State(s): State<AppState>,
-    auth: AuthTeam,
-    ApiQuery(q): ApiQuery<HistoryQuery>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiQuery(q)): Ml<ApiQuery<HistoryQuery>>,
 ) -> MlResult<Json<Value>> {
     let id = q.run.id()?;
     let mut conn = s.pool.acquire().await?;
