@@ -178,12 +178,15 @@ impl Answer {
         if parts.len() > MAX_ITEMS {
             return None;
         }
-        Some(
-            parts
-                .iter()
-                .map(|p| Self::parse_at(p.trim(), opts, depth + 1))
-                .collect(),
-        )
+        let mut out = Vec::with_capacity(parts.len());
+        for p in &parts {
+            // The two values of an item `a \pm b` are two items of the enclosing list or set.
+            match Self::parse_at(p.trim(), opts, depth + 1) {
+                Answer::List(values) => out.extend(values),
+                item => out.push(item),
+            }
+        }
+        (out.len() <= MAX_ITEMS).then_some(out)
     }
 
     fn parse_at(s: &str, opts: ShapeOptions, depth: usize) -> Answer {
@@ -297,6 +300,8 @@ impl Answer {
             return None;
         }
         let value = parse_expr(number)?;
+        // `\sin 30^\circ` is a value computed from an angle, not an angle.
+        value.exact()?;
         Some(Answer::Quantity { value, unit })
     }
 

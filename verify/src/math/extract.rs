@@ -84,12 +84,16 @@ struct Boxed<'a> {
 }
 
 /// The content of a box opened at `open` (a `{`) whose closing brace is missing, when the math
-/// it sits in visibly ends (`\boxed{5$.`, or a line break with more text after it): the writer
-/// forgot the brace. A box cut off by the end of the text is not read (the answer may be
-/// incomplete).
+/// it sits in visibly ends (`\boxed{5$.`, a line break with more text after it, or a full stop
+/// that ends the text): the writer forgot the brace. A box cut off by the end of the text is not
+/// read (the answer may be incomplete).
 fn unclosed_box(text: &str, open: usize) -> Option<(&str, usize)> {
     let rest = &text[open + 1..];
-    let stop = rest.find(['$', '\n'])?;
+    let Some(stop) = rest.find(['$', '\n']) else {
+        // The text ends, but with a full stop: the sentence was finished, not cut off.
+        let content = rest.trim_end().strip_suffix('.')?.trim();
+        return (!content.is_empty()).then_some((content, text.len()));
+    };
     let content = rest[..stop].trim();
     let more_after = !rest[stop + 1..].trim().is_empty() || rest.as_bytes()[stop] == b'$';
     (!content.is_empty() && more_after).then_some((content, open + 1 + stop))
@@ -237,6 +241,7 @@ mod tests {
         assert_eq!(ex(r"\boxed{3} and then \boxed{4"), Some("3".into()));
         // …but a box whose brace was forgotten before the math closes is read.
         assert_eq!(ex("so $\\boxed{4$.\nDone."), Some("4".into()));
+        assert_eq!(ex(r"so \boxed{\frac{3}{5}."), Some(r"\frac{3}{5}".into()));
         assert_eq!(ex(r"\boxed{\boxed{3}}"), Some("3".into()));
         assert_eq!(
             final_boxes_joined("x = \\boxed{2} or x = \\boxed{3}"),

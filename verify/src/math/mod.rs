@@ -12,6 +12,7 @@
 
 pub mod answer;
 pub mod complex;
+pub mod corpus;
 pub mod equiv;
 pub mod exact;
 pub mod expr;

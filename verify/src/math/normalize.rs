@@ -31,7 +31,8 @@ static DEGREES: LazyLock<Regex> = LazyLock::new(|| {
 });
 static PERCENT: LazyLock<Regex> =
     LazyLock::new(|| re(r"\s*(?:\\%|%|\\(?:text|mbox)\{\s*percent\s*\}|\spercent\b)"));
-static THOUSANDS_THIN: LazyLock<Regex> = LazyLock::new(|| re(r"(\d),\\!\s*(\d{3})"));
+static THOUSANDS_THIN: LazyLock<Regex> = LazyLock::new(|| re(r"(\d),\\!\s*(\d)"));
+static BASE_SUBSCRIPT: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d+)_\{?\d+\}?"));
 static REALS: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\\mathbb\s*\{?R\}?|\\(?:text|mbox)\{\s*all real numbers\s*\}|^all real numbers$")
 });
@@ -187,6 +188,7 @@ pub fn normalize(raw: &str) -> String {
         }
     }
     s = THOUSANDS_THIN.replace_all(&s, "$1$2").into_owned();
+    s = BASE_SUBSCRIPT.replace_all(&s, "$1").into_owned();
     s = EMPTY_DELIM.replace_all(&s, "").into_owned();
     s = DELIM_SIZE.replace_all(&s, "$1").into_owned();
     s = SPACING
@@ -242,6 +244,9 @@ mod tests {
             (r"50\%", "50%"),
             ("50 percent", "50%"),
             (r"10,\!080", "10080"),
+            (r"11,\! 111,\! 100", "11111100"),
+            (r"52_8", "52"),
+            (r"4210_{5}", "4210"),
             (r"\mathbb{R}", r"(-\infty, \infty)"),
             (r"\frac{1}{2", r"\frac{1}{2}"),
             (r"\sqrt{2}}", r"\sqrt{2}"),

@@ -532,12 +532,19 @@ impl Parser {
         })
     }
 
-    /// A function argument: a group, or one factor (`\sin x`, `\ln 2`).
+    /// A function argument: a group, or a factor with the letters written against it
+    /// (`\sin x`, `\ln 2`, `\sin 2x` = sin(2x), but `\sin x \cos x` is a product of two calls).
     fn func_arg(&mut self) -> Option<Expr> {
-        match self.peek()? {
-            Tok::Sym('(') | Tok::Sym('{') => self.atom(),
-            _ => self.power(),
+        if matches!(self.peek()?, Tok::Sym('(') | Tok::Sym('{')) {
+            return self.atom();
         }
+        let mut arg = self.power()?;
+        while matches!(self.peek(), Some(Tok::Letter(_)))
+            || matches!(self.peek(), Some(Tok::Cmd(c)) if GREEK.contains(&c.as_str()))
+        {
+            arg = mul(arg, self.power()?);
+        }
+        Some(arg)
     }
 }
 
@@ -652,6 +659,41 @@ mod tests {
         assert_eq!(val(r"\binom{5}{2}"), 10.0);
         assert_eq!(val(r"2 \cdot 3 + 4 \times 5"), 26.0);
         assert_eq!(val(r"\log_2 8"), 3.0);
+    }
+
+    #[test]
+    fn function_arguments_take_the_letters_written_against_them() {
+        let at = |s: &str, x: f64| parse_expr(s).unwrap().eval(&|_| x);
+        assert!((at(r"\sin 2x", 0.3) - 0.6f64.sin()).abs() < 1e-12);
+        assert!((at(r"\cos 2\theta", 0.3) - 0.6f64.cos()).abs() < 1e-12);
+        assert!((at(r"\sin x \cos x", 0.3) - 0.3f64.sin() * 0.3f64.cos()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mixed_numbers_repeating_decimals_and_degrees() {
+        assert_eq!(val(r"2\frac{1}{2}"), 2.5);
+        assert_eq!(val(r"-3\frac{1}{2}"), -3.5);
+        assert_eq!(
+            val(r"2\frac{3}{2}"),
+            3.0,
+            "an improper fraction after a number is a product"
+        );
+        assert!((val(r"0.1\overline{6}") - 1.0 / 6.0).abs() < 1e-15);
+        assert!((val(r"\sin 30^\circ") - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn errors_say_where_reading_stopped() {
+        assert_eq!(
+            try_parse_expr(r"\frac{1}{2} \foo"),
+            Err(ParseError::UnknownCommand("foo".into()))
+        );
+        assert_eq!(try_parse_expr("5 +"), Err(ParseError::Incomplete));
+        assert_eq!(
+            try_parse_expr("2 ) 3"),
+            Err(ParseError::Unexpected(")".into()))
+        );
+        assert_eq!(try_parse_expr(""), Err(ParseError::Empty));
     }
 
     #[test]
