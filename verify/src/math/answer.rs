@@ -168,6 +168,15 @@ fn has_word(s: &str) -> bool {
     false
 }
 
+/// True when `s` is an expression without unknowns.
+fn is_constant(s: &str) -> bool {
+    parse_expr(s).is_some_and(|e| {
+        let mut vars = std::collections::BTreeSet::new();
+        e.variables(&mut vars);
+        vars.is_empty()
+    })
+}
+
 impl Answer {
     /// Reads the shape of a normalised answer string.
     pub fn parse(s: &str, opts: ShapeOptions) -> Answer {
@@ -259,6 +268,10 @@ impl Answer {
             return relation;
         }
         let sides = split_top(s, "=");
+        if sides.len() > 1 && sides.iter().all(|side| is_constant(side)) {
+            // Worked arithmetic (`2 + 3 = 5`, `\frac{6}{12} = \frac12`): the last side is the answer.
+            return Self::parse_at(sides[sides.len() - 1].trim(), opts, depth + 1);
+        }
         if sides.len() > 1 {
             let (labels, value) = sides.split_at(sides.len() - 1);
             if labels.iter().all(|l| is_simple_variable(l)) {
@@ -306,7 +319,14 @@ impl Answer {
     }
 
     fn matrix(s: &str, opts: ShapeOptions, depth: usize) -> Option<Answer> {
-        let rest = s.strip_prefix("\\begin{")?;
+        // `\left[\begin{array}…\end{array}\right]`: brackets drawn around the environment.
+        let bare = [("(", ")"), ("[", "]")]
+            .iter()
+            .find_map(|(l, r)| s.strip_prefix(l)?.strip_suffix(r))
+            .map(str::trim)
+            .filter(|inner| inner.starts_with("\\begin{"))
+            .unwrap_or(s);
+        let rest = bare.strip_prefix("\\begin{")?;
         let (env, body) = rest.split_once('}')?;
         if !env.ends_with("matrix") && env != "array" {
             return None;

@@ -32,6 +32,7 @@ static DEGREES: LazyLock<Regex> = LazyLock::new(|| {
 static PERCENT: LazyLock<Regex> =
     LazyLock::new(|| re(r"\s*(?:\\%|%|\\(?:text|mbox)\{\s*percent\s*\}|\spercent\b)"));
 static THOUSANDS_THIN: LazyLock<Regex> = LazyLock::new(|| re(r"(\d),\\!\s*(\d)"));
+static THIN_GROUP: LazyLock<Regex> = LazyLock::new(|| re(r"(\d)\\,(\d{3})"));
 static BASE_SUBSCRIPT: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d+)_\{?\d+\}?"));
 static REALS: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\\mathbb\s*\{?R\}?|\\(?:text|mbox)\{\s*all real numbers\s*\}|^all real numbers$")
@@ -94,7 +95,9 @@ fn unwrap_text(s: &str) -> String {
             let unit_like = content
                 .chars()
                 .all(|ch| ch.is_alphabetic() || matches!(ch, ' ' | '.' | '/'));
-            if !whole && unit_like {
+            // `\mathrm{i}` and `\mathrm{e}` are the imaginary unit and Euler's number.
+            let constant = matches!(content, "i" | "e");
+            if !whole && unit_like && !constant {
                 String::new()
             } else {
                 format!("{content}{}", c.get(2).map_or("", |m| m.as_str()))
@@ -166,6 +169,8 @@ pub fn normalize(raw: &str) -> String {
         ("\\dbinom", "\\binom"),
         ("\\tbinom", "\\binom"),
         ("\\lbrace", "\\{"),
+        ("\\langle", "("),
+        ("\\rangle", ")"),
         ("\\rbrace", "\\}"),
         ("\\lvert", "|"),
         ("\\rvert", "|"),
@@ -188,6 +193,18 @@ pub fn normalize(raw: &str) -> String {
         }
     }
     s = THOUSANDS_THIN.replace_all(&s, "$1$2").into_owned();
+    // `1\,000\,000`: each pass joins every other group, so repeat (a few passes suffice).
+    for _ in 0..4 {
+        if !THIN_GROUP.is_match(&s) {
+            break;
+        }
+        s = THIN_GROUP.replace_all(&s, "$1$2").into_owned();
+    }
+    if let Some((exact, _)) = s.split_once("\\approx")
+        && !exact.trim().is_empty()
+    {
+        s = exact.to_string();
+    }
     s = BASE_SUBSCRIPT.replace_all(&s, "$1").into_owned();
     s = EMPTY_DELIM.replace_all(&s, "").into_owned();
     s = DELIM_SIZE.replace_all(&s, "$1").into_owned();
@@ -246,6 +263,10 @@ mod tests {
             (r"10,\!080", "10080"),
             (r"11,\! 111,\! 100", "11111100"),
             (r"52_8", "52"),
+            (r"1\,000\,000", "1000000"),
+            (r"\frac{\sqrt{2}}{2} \approx 0.707", r"\frac{\sqrt{2}}{2}"),
+            (r"2+3\mathrm{i}", "2+3i"),
+            (r"\langle 1, 2 \rangle", "( 1, 2 )"),
             (r"4210_{5}", "4210"),
             (r"\mathbb{R}", r"(-\infty, \infty)"),
             (r"\frac{1}{2", r"\frac{1}{2}"),
