@@ -302,7 +302,7 @@ impl Answer {
         }
     }
 
-    /// `50%` or `90^\\circ` (normalisation writes every percent and degree sign this way).
+    /// `50%` or `90^\circ` (normalisation writes every percent and degree sign this way).
     fn quantity(s: &str) -> Option<Answer> {
         let (number, unit) = if let Some(n) = s.strip_suffix('%') {
             (n, Unit::Percent)

@@ -123,7 +123,9 @@ pub fn gaussian(e: &Expr) -> Option<Gaussian> {
 /// A complex number in floating point.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct C64 {
+    /// Real part.
     pub re: f64,
+    /// Imaginary part.
     pub im: f64,
 }
 

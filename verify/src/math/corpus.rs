@@ -14,6 +14,7 @@ pub const HARD_PAIRS_JSONL: &str = include_str!("../../tests/data/math_hard_pair
 pub struct LabelledPair {
     /// The kind of equivalence (or near miss) the pair tests: `fraction`, `interval` …
     pub category: String,
+    /// The reference answer, as a dataset writes it.
     pub gold: String,
     /// A realistic completion tail whose final answer is graded.
     pub completion: String,
@@ -27,7 +28,9 @@ pub struct LabelledPair {
 #[derive(Debug, thiserror::Error)]
 #[error("line {line}: {source}")]
 pub struct CorpusError {
+    /// 1-based line number.
     pub line: usize,
+    /// What serde could not read.
     #[source]
     pub source: serde_json::Error,
 }
