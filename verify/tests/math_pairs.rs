@@ -45,6 +45,7 @@ static FRAC: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}").unwrap());
 static SIMPLE_FRAC: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}$").unwrap());
+static MIXED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d\s*\\[dt]?frac").unwrap());
 static INTEGER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^-?\d+$").unwrap());
 static SQRT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\\sqrt\{(\d)\}").unwrap());
 static PAIR: LazyLock<Regex> =
@@ -69,7 +70,8 @@ fn decimal_of(p: u64, q: u64) -> Option<String> {
 /// Rewrites of a gold answer that must stay equivalent.
 fn rewrites(gold: &str) -> Vec<String> {
     let mut out = vec![format!("The answer is ${gold}$.")];
-    if FRAC.is_match(gold) {
+    // `1\frac{4}{5}` is the mixed number 1⅘: writing its fraction as `(4)/(5)` would make a product.
+    if FRAC.is_match(gold) && !MIXED.is_match(gold) {
         out.push(FRAC.replace_all(gold, "($1)/($2)").into_owned());
         out.push(gold.replace("\\frac", "\\dfrac"));
     }

@@ -125,6 +125,9 @@ fn math(args: MathArgs) -> anyhow::Result<()> {
             "answer, normalised:  {}",
             v.answer_normalized.as_deref().unwrap_or("(nothing)")
         );
+        if let Some(why) = &v.unparsed {
+            println!("unparsed:            {why}");
+        }
         return Ok(());
     }
     let Some(path) = &args.jsonl else {
@@ -161,7 +164,7 @@ fn math(args: MathArgs) -> anyhow::Result<()> {
         let v = verify(&pair.gold, &pair.completion, &cfg);
         correct += usize::from(v.correct);
         total += 1;
-        let row = serde_json::json!({"correct": v.correct, "extracted": v.extracted});
+        let row = serde_json::json!({"correct": v.correct, "extracted": v.extracted, "unparsed": v.unparsed});
         writeln!(out, "{row}")?;
     }
     out.flush()?;

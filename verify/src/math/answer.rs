@@ -1,16 +1,33 @@
-//! The shape of a normalised answer: a single expression, a tuple, a set, an interval, a union of
-//! intervals, a matrix, an equation, or plain text.
+//! The shape of a normalised answer: a single expression, a tuple, a set, a bare list, an
+//! interval, a union of intervals, a matrix, an equation, a labelled value, a quantity in percent
+//! or degrees, a lettered choice, or plain text.
 //!
 //! Why: `(1, 2)` and `(2, 1)` differ while `\{1, 2\}` and `\{2, 1\}` do not; `x = 3` means `3`;
-//! `3 \pm \sqrt2` means two values. Shape decides which comparison applies.
+//! `3 \pm \sqrt2` means two values; `x \le 3` is the interval `(-\infty, 3]`; `50\%` may stand
+//! for `0.5`. Shape decides which comparison applies.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use super::expr::Expr;
+use super::numbers::number_words;
 use super::parse::parse_expr;
+use super::relations::{membership, relation_chain};
 
 /// Most items kept in one tuple/set/matrix (bounds the pairwise matching cost).
 const MAX_ITEMS: usize = 64;
 /// Deepest nesting of structures (`((1,2),(3,4))`).
 const MAX_NESTING: usize = 8;
+
+/// A unit that changes what a number means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// `p%`: the number `p` or the fraction `p/100`.
+    Percent,
+    /// `d°`: the number `d` or the angle `d·π/180` in radians.
+    Degree,
+}
 
 /// A parsed answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,8 +35,11 @@ pub enum Answer {
     Expr(Expr),
     /// Ordered items: `(a, b)`, `[a, b, c]`.
     Tuple(Vec<Answer>),
-    /// Unordered items: `\{a, b\}`, a bare list `a, b`, or the two values of `a \pm b`.
+    /// Unordered items written as a set: `\{a, b\}`.
     Set(Vec<Answer>),
+    /// A bare list `a, b` (or `a \text{ or } b`, or the two values of `a \pm b`): unordered
+    /// against a set or another list, in order against a tuple.
+    List(Vec<Answer>),
     Interval {
         left_closed: bool,
         low: Box<Answer>,
@@ -31,6 +51,22 @@ pub enum Answer {
     Matrix(Vec<Vec<Answer>>),
     /// A relation that is not `variable = value`, kept as `lhs − rhs`.
     Equation(Expr),
+    /// `variable = value` (`x = 3`, `y = 2x + 3`, `(a, b) = (2, 5)`): the value is the answer,
+    /// the label says which unknown it is.
+    Labelled {
+        label: String,
+        value: Box<Answer>,
+    },
+    /// A number with a percent or degree sign.
+    Quantity {
+        value: Expr,
+        unit: Unit,
+    },
+    /// A lettered option, possibly with its text: `(D)`, `(D) 12`.
+    Choice {
+        letter: char,
+        content: Option<Box<Answer>>,
+    },
     /// Anything else, compared as case-insensitive text without spaces.
     Text(String),
 }
@@ -38,9 +74,13 @@ pub enum Answer {
 /// Options for reading answer structure.
 #[derive(Clone, Copy, Debug)]
 pub struct ShapeOptions {
-    /// Treat a bare comma list `a, b` as ordered (a tuple) rather than as a set.
+    /// Treat a bare comma list `a, b` as ordered (a tuple) rather than as a list.
     pub ordered_lists: bool,
 }
+
+static CHOICE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\(([A-E])\)\s*(.*)$").unwrap_or_else(|e| panic!("static regex: {e}"))
+});
 
 /// Splits at top-level occurrences of `sep` (outside (), [], {}).
 fn split_top(s: &str, sep: &str) -> Vec<String> {
@@ -85,8 +125,17 @@ fn outer_group_spans_all(s: &str) -> bool {
     depth == 0
 }
 
-fn is_simple_variable(s: &str) -> bool {
+/// True for a label such as `x`, `x_1`, `\\alpha`, `f(x)` or a tuple of them `(a, b)`.
+pub fn is_simple_variable(s: &str) -> bool {
     let s = s.trim();
+    if let Some(inner) = s.strip_prefix('(').and_then(|x| x.strip_suffix(')'))
+        && inner.contains(',')
+    {
+        return inner.split(',').all(|v| {
+            let v = v.trim();
+            !v.contains('(') && is_simple_variable(v)
+        });
+    }
     let mut chars = s.chars();
     let plain = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && (s.len() == 1 || s[1..].starts_with('_') || s[1..].starts_with('('));
@@ -119,6 +168,15 @@ fn has_word(s: &str) -> bool {
     false
 }
 
+/// True when `s` is an expression without unknowns.
+fn is_constant(s: &str) -> bool {
+    parse_expr(s).is_some_and(|e| {
+        let mut vars = std::collections::BTreeSet::new();
+        e.variables(&mut vars);
+        vars.is_empty()
+    })
+}
+
 impl Answer {
     /// Reads the shape of a normalised answer string.
     pub fn parse(s: &str, opts: ShapeOptions) -> Answer {
@@ -129,12 +187,15 @@ impl Answer {
         if parts.len() > MAX_ITEMS {
             return None;
         }
-        Some(
-            parts
-                .iter()
-                .map(|p| Self::parse_at(p.trim(), opts, depth + 1))
-                .collect(),
-        )
+        let mut out = Vec::with_capacity(parts.len());
+        for p in &parts {
+            // The two values of an item `a \pm b` are two items of the enclosing list or set.
+            match Self::parse_at(p.trim(), opts, depth + 1) {
+                Answer::List(values) => out.extend(values),
+                item => out.push(item),
+            }
+        }
+        (out.len() <= MAX_ITEMS).then_some(out)
     }
 
     fn parse_at(s: &str, opts: ShapeOptions, depth: usize) -> Answer {
@@ -152,6 +213,13 @@ impl Answer {
         if let Some(inner) = s.strip_prefix("\\{").and_then(|x| x.strip_suffix("\\}")) {
             let parts = split_top(inner, ",");
             return Self::items(parts, opts, depth).map_or_else(text, Answer::Set);
+        }
+        if let Some(c) = CHOICE.captures(s) {
+            let letter = c[1].chars().next().unwrap_or('A');
+            let rest = c[2].trim();
+            let content =
+                (!rest.is_empty()).then(|| Box::new(Self::parse_at(rest, opts, depth + 1)));
+            return Answer::Choice { letter, content };
         }
         let first = s.as_bytes()[0];
         let last = s.as_bytes()[s.len() - 1];
@@ -184,22 +252,33 @@ impl Answer {
         if parts.len() > 1 {
             return match Self::items(parts, opts, depth) {
                 Some(items) if opts.ordered_lists => Answer::Tuple(items),
-                Some(items) => Answer::Set(items),
+                Some(items) => Answer::List(items),
                 None => text(),
             };
         }
         if s.matches("\\pm").count() == 1 {
             let plus = Self::parse_at(&s.replace("\\pm", "+"), opts, depth + 1);
             let minus = Self::parse_at(&s.replace("\\pm", "-"), opts, depth + 1);
-            return Answer::Set(vec![plus, minus]);
+            return Answer::List(vec![plus, minus]);
+        }
+        if let Some(set) = membership(s) {
+            return Self::parse_at(set, opts, depth + 1);
+        }
+        if let Some(relation) = relation_chain(s) {
+            return relation;
         }
         let sides = split_top(s, "=");
+        if sides.len() > 1 && sides.iter().all(|side| is_constant(side)) {
+            // Worked arithmetic (`2 + 3 = 5`, `\frac{6}{12} = \frac12`): the last side is the answer.
+            return Self::parse_at(sides[sides.len() - 1].trim(), opts, depth + 1);
+        }
         if sides.len() > 1 {
-            if sides[..sides.len() - 1]
-                .iter()
-                .all(|l| is_simple_variable(l))
-            {
-                return Self::parse_at(sides[sides.len() - 1].trim(), opts, depth + 1);
+            let (labels, value) = sides.split_at(sides.len() - 1);
+            if labels.iter().all(|l| is_simple_variable(l)) {
+                return Answer::Labelled {
+                    label: labels[0].trim().to_string(),
+                    value: Box::new(Self::parse_at(value[0].trim(), opts, depth + 1)),
+                };
             }
             if sides.len() == 2
                 && let (Some(l), Some(r)) = (parse_expr(&sides[0]), parse_expr(&sides[1]))
@@ -207,6 +286,12 @@ impl Answer {
                 return Answer::Equation(Expr::Add(vec![l, Expr::Neg(Box::new(r))]));
             }
             return text();
+        }
+        if let Some(q) = Self::quantity(s) {
+            return q;
+        }
+        if let Some(n) = number_words(s) {
+            return Answer::Expr(Expr::int(i64::try_from(n).unwrap_or(i64::MAX)));
         }
         if has_word(s) {
             return text();
@@ -217,8 +302,31 @@ impl Answer {
         }
     }
 
+    /// `50%` or `90^\circ` (normalisation writes every percent and degree sign this way).
+    fn quantity(s: &str) -> Option<Answer> {
+        let (number, unit) = if let Some(n) = s.strip_suffix('%') {
+            (n, Unit::Percent)
+        } else {
+            (s.strip_suffix("^\\circ")?, Unit::Degree)
+        };
+        if number.contains("^\\circ") || number.contains('%') {
+            return None;
+        }
+        let value = parse_expr(number)?;
+        // `\sin 30^\circ` is a value computed from an angle, not an angle.
+        value.exact()?;
+        Some(Answer::Quantity { value, unit })
+    }
+
     fn matrix(s: &str, opts: ShapeOptions, depth: usize) -> Option<Answer> {
-        let rest = s.strip_prefix("\\begin{")?;
+        // `\left[\begin{array}…\end{array}\right]`: brackets drawn around the environment.
+        let bare = [("(", ")"), ("[", "]")]
+            .iter()
+            .find_map(|(l, r)| s.strip_prefix(l)?.strip_suffix(r))
+            .map(str::trim)
+            .filter(|inner| inner.starts_with("\\begin{"))
+            .unwrap_or(s);
+        let rest = bare.strip_prefix("\\begin{")?;
         let (env, body) = rest.split_once('}')?;
         if !env.ends_with("matrix") && env != "array" {
             return None;
@@ -267,16 +375,54 @@ mod tests {
         ));
         assert!(matches!(shape(r"(-\infty, 2)"), Answer::Interval { .. }));
         assert!(matches!(shape(r"\{1, 2, 3\}"), Answer::Set(v) if v.len() == 3));
-        assert!(matches!(shape("1, 2, 3"), Answer::Set(v) if v.len() == 3));
+        assert!(matches!(shape("1, 2, 3"), Answer::List(v) if v.len() == 3));
         assert!(matches!(shape(r"(1, 2) \cup (3, \infty)"), Answer::Union(v) if v.len() == 2));
         assert!(
             matches!(shape(r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}"), Answer::Matrix(r) if r.len() == 2)
         );
-        assert!(matches!(shape("x = 3"), Answer::Expr(_)));
+        assert!(matches!(shape("x = 3"), Answer::Labelled { .. }));
+        assert!(
+            matches!(shape("(a, b) = (2, 5)"), Answer::Labelled { value, .. } if matches!(*value, Answer::Tuple(_)))
+        );
         assert!(matches!(shape("x + y = 3"), Answer::Equation(_)));
-        assert!(matches!(shape(r"3 \pm \sqrt{2}"), Answer::Set(v) if v.len() == 2));
+        assert!(matches!(shape(r"3 \pm \sqrt{2}"), Answer::List(v) if v.len() == 2));
         assert!(matches!(shape("Evelyn"), Answer::Text(_)));
+        assert!(matches!(shape("twelve"), Answer::Expr(_)));
         assert!(matches!(shape(r"2\sqrt{x}"), Answer::Expr(_)));
-        assert!(matches!(shape("x > 3"), Answer::Text(_)));
+        assert!(matches!(
+            shape("x > 3"),
+            Answer::Interval {
+                left_closed: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            shape("50%"),
+            Answer::Quantity {
+                unit: Unit::Percent,
+                ..
+            }
+        ));
+        assert!(matches!(
+            shape(r"90^\circ"),
+            Answer::Quantity {
+                unit: Unit::Degree,
+                ..
+            }
+        ));
+        assert!(matches!(
+            shape("(D) 12"),
+            Answer::Choice {
+                letter: 'D',
+                content: Some(_)
+            }
+        ));
+        assert!(matches!(
+            shape("(C)"),
+            Answer::Choice {
+                letter: 'C',
+                content: None
+            }
+        ));
     }
 }

@@ -77,6 +77,11 @@ impl Func {
     }
 }
 
+/// The unknown that stands for π in [`Expr::constants_as_unknowns`] (no parsed name looks like it).
+const PI_UNKNOWN: &str = "#pi";
+/// The unknown that stands for e in [`Expr::constants_as_unknowns`].
+const E_UNKNOWN: &str = "#e";
+
 /// A math expression.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
@@ -125,15 +130,44 @@ impl Expr {
         });
     }
 
-    /// True when a written decimal or a transcendental value makes the expression approximate.
-    pub fn is_approximate(&self) -> bool {
-        let mut approx = false;
-        self.walk(&mut |e| {
-            if matches!(e, Expr::Num { decimal: true, .. }) {
-                approx = true;
-            }
-        });
-        approx
+    /// True when a number is written with a decimal point somewhere in the expression.
+    pub fn has_decimal(&self) -> bool {
+        let mut found = false;
+        self.walk(&mut |e| found |= matches!(e, Expr::Num { decimal: true, .. }));
+        found
+    }
+
+    /// The value when the whole expression is one decimal literal, possibly negated (`-0.25`).
+    pub fn decimal_value(&self) -> Option<BigRational> {
+        match self {
+            Expr::Num {
+                value,
+                decimal: true,
+            } => Some(value.clone()),
+            Expr::Neg(a) => a.decimal_value().map(|v| -v),
+            _ => None,
+        }
+    }
+
+    /// The same tree with π and e as unknowns, so that a written decimal can never stand for them
+    /// (`0.5\pi` still equals `\frac{\pi}{2}`, `3.14159` never equals `\pi`).
+    pub fn constants_as_unknowns(&self) -> Expr {
+        let map = |a: &Expr| Box::new(a.constants_as_unknowns());
+        match self {
+            Expr::Pi => Expr::Var(PI_UNKNOWN.to_string()),
+            Expr::E => Expr::Var(E_UNKNOWN.to_string()),
+            Expr::Num { .. } | Expr::Infinity | Expr::Var(_) => self.clone(),
+            Expr::Neg(a) => Expr::Neg(map(a)),
+            Expr::Call(f, a) => Expr::Call(*f, map(a)),
+            Expr::Factorial(a) => Expr::Factorial(map(a)),
+            Expr::Add(xs) => Expr::Add(xs.iter().map(Expr::constants_as_unknowns).collect()),
+            Expr::Mul(xs) => Expr::Mul(xs.iter().map(Expr::constants_as_unknowns).collect()),
+            Expr::Div(a, b) => Expr::Div(map(a), map(b)),
+            Expr::Pow(a, b) => Expr::Pow(map(a), map(b)),
+            Expr::Root(a, b) => Expr::Root(map(a), map(b)),
+            Expr::Log(a, b) => Expr::Log(map(a), map(b)),
+            Expr::Binom(a, b) => Expr::Binom(map(a), map(b)),
+        }
     }
 
     fn children(&self) -> Vec<&Expr> {

@@ -76,14 +76,41 @@ fn braced_group(s: &str, open: usize) -> Option<&str> {
     None
 }
 
-/// The content of the last complete `\boxed{…}` (or `\fbox`, `\framebox`, `\boxed 5`).
-pub fn last_boxed(text: &str) -> Option<&str> {
+/// One `\boxed{…}` in a completion: where it starts and ends, and what it holds.
+struct Boxed<'a> {
+    start: usize,
+    end: usize,
+    content: &'a str,
+}
+
+/// The content of a box opened at `open` (a `{`) whose closing brace is missing, when the math
+/// it sits in visibly ends (`\boxed{5$.`, a line break with more text after it, or a full stop
+/// that ends the text): the writer forgot the brace. A box cut off by the end of the text is not
+/// read (the answer may be incomplete).
+fn unclosed_box(text: &str, open: usize) -> Option<(&str, usize)> {
+    let rest = &text[open + 1..];
+    let Some(stop) = rest.find(['$', '\n']) else {
+        // The text ends, but with a full stop: the sentence was finished, not cut off.
+        let content = rest.trim_end().strip_suffix('.')?.trim();
+        return (!content.is_empty()).then_some((content, text.len()));
+    };
+    let content = rest[..stop].trim();
+    let more_after = !rest[stop + 1..].trim().is_empty() || rest.as_bytes()[stop] == b'$';
+    (!content.is_empty() && more_after).then_some((content, open + 1 + stop))
+}
+
+/// Every outermost box (`\boxed`, `\fbox`, `\framebox`, `\boxed 5`) in order of appearance.
+fn boxes(text: &str) -> Vec<Boxed<'_>> {
     let mut starts: Vec<(usize, usize)> = ["\\boxed", "\\fbox", "\\framebox"]
         .iter()
         .flat_map(|cmd| text.match_indices(cmd).map(move |(i, m)| (i, i + m.len())))
         .collect();
     starts.sort_unstable();
-    for &(_, after) in starts.iter().rev() {
+    let mut out: Vec<Boxed<'_>> = Vec::new();
+    for (start, after) in starts {
+        if out.last().is_some_and(|b| start < b.end) {
+            continue;
+        }
         let rest = &text[after..];
         if rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
             continue;
@@ -95,20 +122,49 @@ pub fn last_boxed(text: &str) -> Option<&str> {
             skip += close + 1;
         }
         let open = after + skip;
-        if text[open..].starts_with('{') {
-            if let Some(inner) = braced_group(text, open) {
-                return Some(inner);
-            }
+        let found = if text[open..].starts_with('{') {
+            braced_group(text, open)
+                .map(|inner| (inner, open + inner.len() + 2))
+                .or_else(|| unclosed_box(text, open))
         } else if skip > 0 {
-            let token = text[open..]
+            text[open..]
                 .split(|c: char| c.is_whitespace() || c == '$')
-                .next()?;
-            if !token.is_empty() {
-                return Some(token);
-            }
+                .next()
+                .filter(|t| !t.is_empty())
+                .map(|t| (t, open + t.len()))
+        } else {
+            None
+        };
+        if let Some((content, end)) = found {
+            out.push(Boxed {
+                start,
+                end,
+                content,
+            });
         }
     }
-    None
+    out
+}
+
+/// The content of the last box (a box inside it wins: `\boxed{\boxed{3}}` is `3`).
+pub fn last_boxed(text: &str) -> Option<&str> {
+    let inner = boxes(text).pop()?.content;
+    Some(last_boxed(inner).unwrap_or(inner))
+}
+
+/// The boxes of the paragraph that holds the last box, joined as one list (`x = \boxed{2}` or
+/// `x = \boxed{3}` answers `2, 3`); `None` unless that paragraph has two or more boxes.
+pub fn final_boxes_joined(text: &str) -> Option<String> {
+    let all = boxes(text);
+    let last = all.last()?;
+    let paragraph = text[..last.start].rfind("\n\n").unwrap_or(0);
+    let finals: Vec<&str> = all
+        .iter()
+        .filter(|b| b.start >= paragraph)
+        .map(|b| b.content.trim())
+        .filter(|c| !c.is_empty())
+        .collect();
+    (finals.len() > 1).then(|| finals.join(", "))
 }
 
 /// The text before the first `$` that is not written `\$` (the end of inline math).
@@ -181,8 +237,21 @@ mod tests {
         assert_eq!(ex(r"\framebox{204} minutes"), Some("204".into()));
         assert_eq!(ex(r"\boxed 7 done"), Some("7".into()));
         assert_eq!(ex(r"\boxed{\{1, 2\}}"), Some(r"\{1, 2\}".into()));
-        // A truncated last box falls back to the previous complete one.
+        // A box cut off by the end of the text falls back to the previous complete one…
         assert_eq!(ex(r"\boxed{3} and then \boxed{4"), Some("3".into()));
+        // …but a box whose brace was forgotten before the math closes is read.
+        assert_eq!(ex("so $\\boxed{4$.\nDone."), Some("4".into()));
+        assert_eq!(ex(r"so \boxed{\frac{3}{5}."), Some(r"\frac{3}{5}".into()));
+        assert_eq!(ex(r"\boxed{\boxed{3}}"), Some("3".into()));
+        assert_eq!(
+            final_boxes_joined("x = \\boxed{2} or x = \\boxed{3}"),
+            Some("2, 3".into())
+        );
+        assert_eq!(
+            final_boxes_joined("guess \\boxed{1}\n\nso \\boxed{2}"),
+            None,
+            "only the final paragraph counts"
+        );
         assert_eq!(ex(r"\boxed{}"), None);
     }
 

@@ -2,21 +2,33 @@
 //!
 //! Why one entry point: the eval harness and the RL trainer must score the same completion the same
 //! way; both call [`verify`]. It never panics and its cost is bounded by the caps in each stage.
+//!
+//! Equivalence is exact wherever it can be: rationals, radicals and complex numbers in exact
+//! arithmetic, decimals as the rationals they spell, mixed numbers, repeating decimals and number
+//! words as numbers, intervals and inequalities as sets, equations up to a constant factor. The
+//! only tolerance for approximations is for a gold answer that is itself a decimal: an answer
+//! written more precisely (two or more further decimals, or an exact irrational value) is right
+//! when it lies within half a unit of the gold's last digit (see [`equiv`] for every rule).
 
 pub mod answer;
+pub mod complex;
+pub mod corpus;
 pub mod equiv;
 pub mod exact;
 pub mod expr;
 pub mod extract;
 pub mod normalize;
+pub mod numbers;
 pub mod parse;
+pub mod relations;
 
 use serde::{Deserialize, Serialize};
 
 use answer::{Answer, ShapeOptions};
 pub use equiv::Tolerance;
-pub use extract::{ExtractConfig, Strategy, extract_answer, last_boxed};
+pub use extract::{ExtractConfig, Strategy, extract_answer, final_boxes_joined, last_boxed};
 pub use normalize::normalize;
+pub use parse::ParseError;
 
 /// Everything that changes a math verdict.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +47,9 @@ pub struct MathVerdict {
     pub extracted: Option<String>,
     pub gold_normalized: String,
     pub answer_normalized: Option<String>,
+    /// Why the answer was compared as text and lost: it is not math the parser reads while the
+    /// gold is (an unknown command, an unclosed group …). `None` when correct or parsed.
+    pub unparsed: Option<String>,
 }
 
 /// The gold answer as an answer string: a reference solution's boxed answer if it has one.
@@ -47,6 +62,12 @@ pub fn answers_equivalent(gold: &str, answer: &str, cfg: &MathConfig) -> bool {
     compare_normalized(&normalize(gold_answer(gold)), &normalize(answer), cfg)
 }
 
+fn shape_options(cfg: &MathConfig) -> ShapeOptions {
+    ShapeOptions {
+        ordered_lists: cfg.ordered_lists,
+    }
+}
+
 fn compare_normalized(gold: &str, answer: &str, cfg: &MathConfig) -> bool {
     if gold.is_empty() || answer.is_empty() {
         return false;
@@ -54,9 +75,7 @@ fn compare_normalized(gold: &str, answer: &str, cfg: &MathConfig) -> bool {
     if gold == answer || equiv::canonical_text(gold) == equiv::canonical_text(answer) {
         return true;
     }
-    let opts = ShapeOptions {
-        ordered_lists: cfg.ordered_lists,
-    };
+    let opts = shape_options(cfg);
     equiv::answers_equal(
         &Answer::parse(gold, opts),
         &Answer::parse(answer, opts),
@@ -64,19 +83,44 @@ fn compare_normalized(gold: &str, answer: &str, cfg: &MathConfig) -> bool {
     )
 }
 
-/// Verifies a completion against a gold answer.
+/// Why a wrong answer could not be read as math when the gold can.
+fn unparsed_reason(gold: &str, answer: &str, cfg: &MathConfig) -> Option<String> {
+    let opts = shape_options(cfg);
+    let text = |s: &str| matches!(Answer::parse(s, opts), Answer::Text(_));
+    if !text(answer) || text(gold) {
+        return None;
+    }
+    parse::try_parse_expr(answer).err().map(|e| e.to_string())
+}
+
+/// Verifies a completion against a gold answer. When the last box is wrong and the final
+/// paragraph boxes several values (`x = \boxed{2}` or `x = \boxed{3}`), they are read together.
 pub fn verify(gold: &str, completion: &str, cfg: &MathConfig) -> MathVerdict {
     let gold_normalized = normalize(gold_answer(gold));
-    let extracted = extract_answer(completion, &cfg.extract);
-    let answer_normalized = extracted.as_deref().map(normalize);
-    let correct = answer_normalized
+    let mut extracted = extract_answer(completion, &cfg.extract);
+    let mut answer_normalized = extracted.as_deref().map(normalize);
+    let mut correct = answer_normalized
         .as_deref()
         .is_some_and(|a| compare_normalized(&gold_normalized, a, cfg));
+    if !correct
+        && cfg.extract.strategies.first() == Some(&Strategy::Boxed)
+        && let Some(joined) = final_boxes_joined(completion)
+    {
+        let n = normalize(&joined);
+        if compare_normalized(&gold_normalized, &n, cfg) {
+            (correct, extracted, answer_normalized) = (true, Some(joined), Some(n));
+        }
+    }
+    let unparsed = match (&answer_normalized, correct) {
+        (Some(a), false) => unparsed_reason(&gold_normalized, a, cfg),
+        _ => None,
+    };
     MathVerdict {
         correct,
         extracted,
         gold_normalized,
         answer_normalized,
+        unparsed,
     }
 }
 
@@ -93,6 +137,21 @@ mod tests {
         assert!(!verify("2", "I think it is \\boxed{3}", &cfg).correct);
         assert!(!verify("2", "no final answer", &cfg).correct);
         assert!(verify("18", "Janet makes 18 dollars.\n#### 18", &cfg).correct);
+        assert!(verify("2, 3", "x = \\boxed{2} or x = \\boxed{3}.", &cfg).correct);
+    }
+
+    #[test]
+    fn an_unreadable_answer_says_why() {
+        let cfg = MathConfig::default();
+        let v = verify("\\frac{1}{2}", "\\boxed{\\frac{1}{2} \\foo}", &cfg);
+        assert!(!v.correct);
+        assert_eq!(
+            v.unparsed.as_deref(),
+            Some("unknown command \\foo"),
+            "{v:?}"
+        );
+        assert_eq!(verify("2", "\\boxed{3}", &cfg).unparsed, None);
+        assert_eq!(verify("Evelyn", "\\boxed{Devon}", &cfg).unparsed, None);
     }
 
     #[test]

@@ -2,19 +2,48 @@
 //!
 //! Why our own parser: the verifier must run inside the Rust trainer without Python/sympy, in
 //! bounded time, and never panic. Inputs are capped in tokens and nesting depth; anything the
-//! grammar does not cover returns `None`, and the caller compares such answers as text.
+//! grammar does not cover is a [`ParseError`] saying where reading stopped, and the caller
+//! compares such answers as text (and reports the error when that comparison fails).
 
-use num_bigint::BigInt;
 use num_rational::BigRational;
+use num_traits::Signed;
 
 use super::expr::{Expr, Func};
+use super::numbers::{MAX_DIGITS, parse_decimal, repeating_decimal};
 
 /// Most tokens accepted in one expression.
 const MAX_TOKENS: usize = 4000;
 /// Deepest nesting of groups accepted.
 const MAX_DEPTH: usize = 96;
-/// Longest digit string accepted in one number literal.
-const MAX_DIGITS: usize = 400;
+
+/// Why a string is not an expression this grammar covers.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Nothing to read.
+    #[error("empty answer")]
+    Empty,
+    /// More than the token cap.
+    #[error("longer than {MAX_TOKENS} tokens")]
+    TooLong,
+    /// Groups nested deeper than the cap.
+    #[error("nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// A number literal longer than the digit cap.
+    #[error("a number longer than {MAX_DIGITS} digits")]
+    LongNumber,
+    /// A trailing backslash.
+    #[error("a lone backslash")]
+    LoneBackslash,
+    /// A LaTeX command the grammar does not know.
+    #[error("unknown command \\{0}")]
+    UnknownCommand(String),
+    /// The text ended inside an expression (an unclosed group, a missing argument).
+    #[error("ends before the expression is complete (unclosed group or missing argument)")]
+    Incomplete,
+    /// A token that cannot stand where it is.
+    #[error("unexpected `{0}`")]
+    Unexpected(String),
+}
 
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {
@@ -61,14 +90,24 @@ const GREEK: &[&str] = &[
     "Omega",
 ];
 
-fn tokenize(s: &str) -> Option<Vec<Tok>> {
+impl Tok {
+    fn text(&self) -> String {
+        match self {
+            Tok::Num(s) => s.clone(),
+            Tok::Letter(c) | Tok::Sym(c) => c.to_string(),
+            Tok::Cmd(c) => format!("\\{c}"),
+        }
+    }
+}
+
+fn tokenize(s: &str) -> Result<Vec<Tok>, ParseError> {
     let chars: Vec<char> = s.chars().collect();
     let mut toks = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         if toks.len() > MAX_TOKENS {
-            return None;
+            return Err(ParseError::TooLong);
         }
         if c.is_whitespace() {
             i += 1;
@@ -79,7 +118,7 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
                 j += 1;
             }
             if j == start {
-                let &next = chars.get(start)?;
+                let &next = chars.get(start).ok_or(ParseError::LoneBackslash)?;
                 if !matches!(next, ',' | '!' | ';' | ':' | ' ') {
                     toks.push(Tok::Cmd(next.to_string()));
                 }
@@ -98,7 +137,7 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
                 i += 1;
             }
             if i - start > MAX_DIGITS {
-                return None;
+                return Err(ParseError::LongNumber);
             }
             toks.push(Tok::Num(chars[start..i].iter().collect()));
         } else if c.is_ascii_alphabetic() {
@@ -109,55 +148,66 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
             i += 1;
         }
     }
-    Some(toks)
+    Ok(toks)
 }
 
-/// Parses a decimal literal such as `12`, `0.50` or `.5` into an exact rational.
-pub fn parse_decimal(s: &str) -> Option<(BigRational, bool)> {
-    let (int_part, frac_part) = match s.split_once('.') {
-        Some((a, b)) => (a, Some(b)),
-        None => (s, None),
-    };
-    let digits = format!("{int_part}{}", frac_part.unwrap_or(""));
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let numer: BigInt = digits.parse().ok()?;
-    let scale = frac_part.map_or(0, str::len);
-    let denom = num_traits::pow(BigInt::from(10), scale);
-    Some((BigRational::new(numer, denom), frac_part.is_some()))
-}
-
-/// Parses one expression; `None` when the text is not an expression this grammar covers.
-pub fn parse_expr(s: &str) -> Option<Expr> {
+/// Parses one expression, or says why the text is not one this grammar covers.
+pub fn try_parse_expr(s: &str) -> Result<Expr, ParseError> {
     let toks = tokenize(s)?;
     if toks.is_empty() {
-        return None;
+        return Err(ParseError::Empty);
     }
     let mut p = Parser {
         toks,
         pos: 0,
         depth: 0,
+        furthest: 0,
+        too_deep: false,
     };
-    let e = p.expr()?;
-    (p.pos == p.toks.len()).then_some(e)
+    match p.expr() {
+        Some(e) if p.pos == p.toks.len() => Ok(e),
+        Some(_) => Err(p.error_at(p.pos)),
+        None => Err(p.error_at(p.furthest)),
+    }
+}
+
+/// Parses one expression; `None` when the text is not an expression this grammar covers.
+pub fn parse_expr(s: &str) -> Option<Expr> {
+    try_parse_expr(s).ok()
 }
 
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
     depth: usize,
+    /// The furthest token position looked at: where a failed parse stopped.
+    furthest: usize,
+    too_deep: bool,
 }
 
 impl Parser {
-    fn peek(&self) -> Option<&Tok> {
+    fn peek(&mut self) -> Option<&Tok> {
+        self.furthest = self.furthest.max(self.pos);
         self.toks.get(self.pos)
     }
 
     fn next(&mut self) -> Option<Tok> {
+        self.furthest = self.furthest.max(self.pos);
         let t = self.toks.get(self.pos).cloned();
         self.pos += 1;
         t
+    }
+
+    /// The error for a parse that stopped at token `at`.
+    fn error_at(&self, at: usize) -> ParseError {
+        if self.too_deep {
+            return ParseError::TooDeep;
+        }
+        match self.toks.get(at) {
+            None => ParseError::Incomplete,
+            Some(Tok::Cmd(c)) if !known_command(c) => ParseError::UnknownCommand(c.clone()),
+            Some(t) => ParseError::Unexpected(t.text()),
+        }
     }
 
     fn eat_sym(&mut self, c: char) -> bool {
@@ -175,6 +225,7 @@ impl Parser {
 
     fn enter(&mut self) -> Option<()> {
         self.depth += 1;
+        self.too_deep |= self.depth > MAX_DEPTH;
         (self.depth <= MAX_DEPTH).then_some(())
     }
 
@@ -218,6 +269,10 @@ impl Parser {
                     self.pos += 1;
                     acc = Expr::Div(Box::new(acc), Box::new(self.unary()?));
                 }
+                Some(Tok::Cmd(c)) if c == "frac" && whole_number(&acc).is_some() => {
+                    let frac = self.power()?;
+                    acc = mixed_number(acc, frac);
+                }
                 Some(t) if starts_atom(t) => acc = mul(acc, self.power()?),
                 _ => return Some(acc),
             }
@@ -240,6 +295,9 @@ impl Parser {
     fn power(&mut self) -> Option<Expr> {
         let base = self.postfix()?;
         if self.eat_sym('^') {
+            if self.degree_mark() {
+                return Some(degrees_to_radians(base));
+            }
             // Plain-text habit wins over LaTeX here: `2^10` is read as 2^{10}.
             let exp = match self.peek()? {
                 Tok::Num(_) => self.atom()?,
@@ -252,6 +310,36 @@ impl Parser {
             return Some(e);
         }
         Some(base)
+    }
+
+    /// Consumes `\circ` or `{\circ}` after a `^`: a degree sign.
+    fn degree_mark(&mut self) -> bool {
+        let circ = Tok::Cmd("circ".into());
+        if self.peek() == Some(&circ) {
+            self.pos += 1;
+            return true;
+        }
+        let braced = [Tok::Sym('{'), circ, Tok::Sym('}')];
+        if self.toks.get(self.pos..self.pos + 3) == Some(&braced[..]) {
+            self.pos += 3;
+            return true;
+        }
+        false
+    }
+
+    /// A number literal, with a repeating block when `\overline{…}` or `\dot{…}` follows.
+    fn number_literal(&mut self, s: &str) -> Option<Expr> {
+        let mark = matches!(self.peek(), Some(Tok::Cmd(c)) if c == "overline" || c == "dot");
+        if mark && s.contains('.') {
+            self.pos += 1;
+            let period = self.braced_text()?;
+            let value = repeating_decimal(s, &period)?;
+            return Some(Expr::Num {
+                value,
+                decimal: false,
+            });
+        }
+        number(s)
     }
 
     fn postfix(&mut self) -> Option<Expr> {
@@ -333,7 +421,7 @@ impl Parser {
     fn atom(&mut self) -> Option<Expr> {
         self.enter()?;
         let e = match self.next()? {
-            Tok::Num(s) => number(&s)?,
+            Tok::Num(s) => self.number_literal(&s)?,
             Tok::Letter(c) => {
                 let name = self.subscript_name(c.to_string())?;
                 match name.as_str() {
@@ -444,13 +532,68 @@ impl Parser {
         })
     }
 
-    /// A function argument: a group, or one factor (`\sin x`, `\ln 2`).
+    /// A function argument: a group, or a factor with the letters written against it
+    /// (`\sin x`, `\ln 2`, `\sin 2x` = sin(2x), but `\sin x \cos x` is a product of two calls).
     fn func_arg(&mut self) -> Option<Expr> {
-        match self.peek()? {
-            Tok::Sym('(') | Tok::Sym('{') => self.atom(),
-            _ => self.power(),
+        if matches!(self.peek()?, Tok::Sym('(') | Tok::Sym('{')) {
+            return self.atom();
         }
+        let mut arg = self.power()?;
+        while matches!(self.peek(), Some(Tok::Letter(_)))
+            || matches!(self.peek(), Some(Tok::Cmd(c)) if GREEK.contains(&c.as_str()))
+        {
+            arg = mul(arg, self.power()?);
+        }
+        Some(arg)
     }
+}
+
+/// The value of a whole-number literal, possibly negated (`2`, `-3`), that could start a mixed number.
+fn whole_number(e: &Expr) -> Option<&BigRational> {
+    match e {
+        Expr::Num {
+            value,
+            decimal: false,
+        } if value.is_integer() => Some(value),
+        Expr::Neg(inner) => whole_number(inner),
+        _ => None,
+    }
+}
+
+/// `2\frac{1}{2}` is the mixed number 2½ (a proper fraction of literals after a whole number);
+/// anything else after a whole number is a product (`2\frac{\pi}{3}`, `2\frac{3}{2}`).
+fn mixed_number(whole: Expr, frac: Expr) -> Expr {
+    let proper = match &frac {
+        Expr::Div(n, d) => match (whole_number(n), whole_number(d), &**n) {
+            (Some(n), Some(d), Expr::Num { .. }) => n.is_positive() && n < d,
+            _ => false,
+        },
+        _ => false,
+    };
+    if !proper {
+        return mul(whole, frac);
+    }
+    match whole {
+        Expr::Neg(w) => Expr::Neg(Box::new(Expr::Add(vec![*w, frac]))),
+        w => Expr::Add(vec![w, frac]),
+    }
+}
+
+/// `x°` as radians, `x·π/180`, so that `\sin 30^\circ = \frac12`.
+fn degrees_to_radians(x: Expr) -> Expr {
+    Expr::Div(
+        Box::new(Expr::Mul(vec![x, Expr::Pi])),
+        Box::new(Expr::int(180)),
+    )
+}
+
+/// True for commands the grammar reads (for error messages).
+fn known_command(c: &str) -> bool {
+    starts_atom(&Tok::Cmd(c.to_string()))
+        || matches!(
+            c,
+            "cdot" | "times" | "div" | "infty" | "rfloor" | "rceil" | "circ" | "overline" | "dot"
+        )
 }
 
 fn mul(a: Expr, b: Expr) -> Expr {
@@ -516,6 +659,41 @@ mod tests {
         assert_eq!(val(r"\binom{5}{2}"), 10.0);
         assert_eq!(val(r"2 \cdot 3 + 4 \times 5"), 26.0);
         assert_eq!(val(r"\log_2 8"), 3.0);
+    }
+
+    #[test]
+    fn function_arguments_take_the_letters_written_against_them() {
+        let at = |s: &str, x: f64| parse_expr(s).unwrap().eval(&|_| x);
+        assert!((at(r"\sin 2x", 0.3) - 0.6f64.sin()).abs() < 1e-12);
+        assert!((at(r"\cos 2\theta", 0.3) - 0.6f64.cos()).abs() < 1e-12);
+        assert!((at(r"\sin x \cos x", 0.3) - 0.3f64.sin() * 0.3f64.cos()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mixed_numbers_repeating_decimals_and_degrees() {
+        assert_eq!(val(r"2\frac{1}{2}"), 2.5);
+        assert_eq!(val(r"-3\frac{1}{2}"), -3.5);
+        assert_eq!(
+            val(r"2\frac{3}{2}"),
+            3.0,
+            "an improper fraction after a number is a product"
+        );
+        assert!((val(r"0.1\overline{6}") - 1.0 / 6.0).abs() < 1e-15);
+        assert!((val(r"\sin 30^\circ") - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn errors_say_where_reading_stopped() {
+        assert_eq!(
+            try_parse_expr(r"\frac{1}{2} \foo"),
+            Err(ParseError::UnknownCommand("foo".into()))
+        );
+        assert_eq!(try_parse_expr("5 +"), Err(ParseError::Incomplete));
+        assert_eq!(
+            try_parse_expr("2 ) 3"),
+            Err(ParseError::Unexpected(")".into()))
+        );
+        assert_eq!(try_parse_expr(""), Err(ParseError::Empty));
     }
 
     #[test]
