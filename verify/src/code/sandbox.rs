@@ -127,7 +127,7 @@ impl Default for SandboxConfig {
 
 impl SandboxConfig {
     /// The layers this machine gives; an error naming the missing ones unless the operator
-    /// opted out ([`SandboxConfig::allow_missing_layers`]), in which case they are logged.
+    /// opted out ([`SandboxConfig::allow_missing_layers`]).
     pub fn isolation(&self) -> Result<Isolation, SandboxError> {
         let iso = Isolation::detect(&self.bwrap);
         let missing = iso.missing();
@@ -135,7 +135,8 @@ impl SandboxConfig {
             return Ok(iso);
         }
         if self.allow_missing_layers {
-            tracing::warn!(missing = %list(&missing), "{ALLOW_MISSING_LAYERS_ENV} is set: running untrusted code with layers missing");
+            // Isolation::detect already warned once; this runs for every sandbox.
+            tracing::debug!(missing = %list(&missing), "{ALLOW_MISSING_LAYERS_ENV}: running untrusted code with layers missing");
             return Ok(iso);
         }
         Err(SandboxError::MissingLayers {
