@@ -35,6 +35,20 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
 fi
 echo "tests use Postgres at $DATABASE_URL"
+# The crash test (tests/tests/durability.rs) runs a cluster of its own: required wherever it can.
+if [ -n "$(pg_bin initdb)" ] && [ -n "$(pg_bin pg_ctl)" ]; then export CRUCIBLE_REQUIRE_PG_CRASH=1; fi
+
+# --- The code sandbox's private filesystem: bubblewrap (the sandbox refuses to run without it) ---
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing bubblewrap from Debian's packages"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1; } \
+      || echo "*** WARNING: could not install bubblewrap: the code sandbox tests will FAIL ***" >&2
+  else
+    echo "*** WARNING: bwrap is missing and cannot be installed here (needs root + apt-get): the code sandbox tests will FAIL ***" >&2
+  fi
+fi
 
 # --- Public benchmark data (read in place, never copied) --------------------------------------
 if [ -z "${CRUCIBLE_DATA_DIR:-}" ] && [ -d "$root/../shared/datasets" ]; then

@@ -28,6 +28,7 @@ table.kv th { text-align:left; padding-right:1rem; font-weight:500; color:var(--
 .leaderboard td.cell { white-space:nowrap; } .ci { color:var(--muted); font-size:11.5px; }
 .badge { display:inline-block; padding:0 .45rem; border-radius:9px; font-size:12px; background:#e5e7eb; }
 .badge.running, .badge.leased { background:#dbeafe; color:#1e40af; }
+.badge.online { background:#dcfce7; color:#166534; } .badge.offline { background:#f3f4f6; color:#6b7280; }
 .badge.finished, .badge.succeeded { background:#dcfce7; color:#166534; }
 .badge.failed { background:#fee2e2; color:#991b1b; } .badge.killed, .badge.cancelled { background:#fef3c7; color:#92400e; }
 .filters { display:flex; flex-wrap:wrap; gap:.5rem; margin:.4rem 0 .6rem; }

@@ -66,12 +66,16 @@ pub fn state_with_lease(pool: PgPool, lease_seconds: u32) -> AppState {
     }
 }
 
-/// Connects to Postgres and brings the schema up to date.
+/// Connects to Postgres and brings the schema up to date. Every session commits synchronously
+/// whatever the database's own setting, so whatever the API acknowledged is on disk.
 pub async fn connect(database_url: &str) -> Result<PgPool, sqlx::Error> {
+    let options = database_url
+        .parse::<sqlx::postgres::PgConnectOptions>()?
+        .options([("synchronous_commit", "on")]);
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(database_url)
+        .connect_with(options)
         .await?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)

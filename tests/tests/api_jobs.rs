@@ -8,19 +8,6 @@ use common::{Api, assert_error, token};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-async fn model(api: &Api, t: &str, name: &str, training: Value) -> String {
-    let dir = tempfile::tempdir().unwrap().keep();
-    std::fs::write(
-        dir.join("config.json"),
-        r#"{"architectures":["MiMoForCausalLM"]}"#,
-    )
-    .unwrap();
-    let body = json!({ "name": name, "source": { "kind": "hf_local", "path": dir }, "training_datasets": training });
-    let (s, m) = api.post("/api/v1/models", t, body).await;
-    assert_eq!(s, StatusCode::CREATED, "{m}");
-    m["id"].as_str().unwrap().to_string()
-}
-
 async fn worker(api: &Api, t: &str, devices: Value, memory: f64) -> String {
     let body = json!({ "name": "w", "capabilities": { "devices": devices, "memory_gb": memory, "kinds": ["eval", "generate"] } });
     let (s, w) = api.post("/api/v1/workers", t, body).await;
@@ -36,7 +23,7 @@ fn eval_job(model: &str, benchmarks: Value) -> Value {
 async fn submission_is_validated_and_creates_run_and_evals(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
-    let m = model(&api, &t, "tiny", json!([])).await;
+    let m = api.local_model(&t, "tiny", json!([])).await;
     let (s, job) = api
         .post(
             "/api/v1/jobs",
@@ -142,7 +129,7 @@ async fn submission_is_validated_and_creates_run_and_evals(pool: PgPool) {
 async fn jobs_that_cannot_run_are_refused_before_they_are_queued(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
-    let m = model(&api, &t, "tiny", json!([])).await;
+    let m = api.local_model(&t, "tiny", json!([])).await;
     let ghost = uuid::Uuid::new_v4();
     let eval = |extra: Value| {
         let mut spec = json!({ "kind": "eval", "model_id": m, "benchmarks": ["gsm8k"] });
@@ -216,7 +203,7 @@ async fn jobs_that_cannot_run_are_refused_before_they_are_queued(pool: PgPool) {
 async fn leases_match_capabilities_priority_and_team(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
-    let m = model(&api, &t, "tiny", json!([])).await;
+    let m = api.local_model(&t, "tiny", json!([])).await;
     let job_of = |prio: i32, device: Option<&str>| json!({ "spec": { "kind": "generate", "model_id": m, "prompts": ["2+2="] }, "priority": prio, "requirements": { "device": device, "min_memory_gb": 10.0 } });
     let (_, low) = api.post("/api/v1/jobs", &t, job_of(0, None)).await;
     let (_, cuda) = api.post("/api/v1/jobs", &t, job_of(5, Some("cuda"))).await;
@@ -274,7 +261,7 @@ async fn leases_match_capabilities_priority_and_team(pool: PgPool) {
 async fn silent_workers_lose_the_lease_and_attempts_are_bounded(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
-    let m = model(&api, &t, "tiny", json!([])).await;
+    let m = api.local_model(&t, "tiny", json!([])).await;
     let mut job = eval_job(&m, json!(["gsm8k"]));
     job["max_attempts"] = json!(2);
     let (_, job) = api.post("/api/v1/jobs", &t, job).await;
@@ -340,7 +327,7 @@ async fn silent_workers_lose_the_lease_and_attempts_are_bounded(pool: PgPool) {
 async fn cancellation_of_queued_and_running_jobs(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
-    let m = model(&api, &t, "tiny", json!([])).await;
+    let m = api.local_model(&t, "tiny", json!([])).await;
     let (_, queued) = api
         .post("/api/v1/jobs", &t, eval_job(&m, json!(["gsm8k"])))
         .await;
@@ -420,7 +407,9 @@ async fn samples_are_idempotent_and_scores_reach_the_leaderboard(pool: PgPool) {
             "application/x-ndjson",
         )
         .await;
-    let m = model(&api, &t, "tiny", json!([ds["dataset"]["id"]])).await;
+    let m = api
+        .local_model(&t, "tiny", json!([ds["dataset"]["id"]]))
+        .await;
     let (_, job) = api
         .post("/api/v1/jobs", &t, eval_job(&m, json!(["gsm8k"])))
         .await;

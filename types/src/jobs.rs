@@ -443,6 +443,10 @@ pub struct Worker {
     pub registered_at: DateTime<Utc>,
     /// Last lease request or heartbeat.
     pub last_seen_at: DateTime<Utc>,
+    /// Heard from within the last lease length; false once it has been silent for longer (it
+    /// stopped, crashed or lost its network), and listed until 24 hours after `last_seen_at`.
+    #[serde(default)]
+    pub online: bool,
 }
 
 /// One benchmark of an eval job, with the eval record its results go to.

@@ -1,5 +1,6 @@
 //! The queue and the workers: who holds which lease, how old its heartbeat is, progress, and why
-//! a job failed. Jobs emit no live events, so the page refreshes itself every few seconds.
+//! a job failed; which workers are online (heard from within a lease) and which went silent.
+//! Jobs emit no live events, so the page refreshes itself every few seconds.
 
 use crate::api::fetch_jobs;
 use crate::components::{Badge, ErrorBox, Loading, age, short, when};
@@ -60,11 +61,12 @@ pub fn JobsPage() -> impl IntoView {
                             </table>
                             <h2>"Workers"</h2>
                             <table class="grid-table" id="workers">
-                                <thead><tr><th>"Name"</th><th>"Devices"</th><th>"Memory"</th><th>"Job kinds"</th><th>"Last seen"</th><th>"Registered"</th></tr></thead>
+                                <thead><tr><th>"Name"</th><th>"Status"</th><th>"Devices"</th><th>"Memory"</th><th>"Job kinds"</th><th>"Last seen"</th><th>"Registered"</th></tr></thead>
                                 <tbody>
                                     {v.workers.into_iter().map(|w| view! {
-                                        <tr>
+                                        <tr data-worker=w.id.to_string()>
                                             <td>{w.name}</td>
+                                            <td><Badge text=(if w.online { "online" } else { "offline" }).to_string()/></td>
                                             <td>{w.capabilities.devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")}</td>
                                             <td>{format!("{:.0} GB", w.capabilities.memory_gb)}</td>
                                             <td>{w.capabilities.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")}</td>

@@ -249,8 +249,9 @@ fn code(args: CodeArgs) -> anyhow::Result<()> {
         );
     }
     let layout = TierLayout::from_labels(&labels)?;
-    eprintln!("sandbox isolation: {:?}", Isolation::detect());
-    let judge = Judge::new(SandboxConfig::default())?;
+    let config = SandboxConfig::default();
+    eprintln!("sandbox isolation: {:?}", Isolation::detect(&config.bwrap));
+    let judge = Judge::new(config)?;
     let report = judge.judge(&problem, &solution)?;
     if let Some(c) = report
         .compile_output

@@ -21,7 +21,8 @@ pub fn router() -> Router<AppState> {
         .route("/workers/{id}/lease", post(lease))
 }
 
-/// Registers a worker of the caller's team.
+/// Registers a worker of the caller's team; a bad name, memory, device or kind list is a 422
+/// naming the field.
 #[utoipa::path(post, path = "/api/v1/workers", request_body = RegisterWorker,
     responses((status = 201, body = Worker), (status = 422, body = ApiError)), security(("bearer" = [])))]
 pub async fn register(
@@ -30,12 +31,13 @@ pub async fn register(
     ApiJson(req): ApiJson<RegisterWorker>,
 ) -> Result<(StatusCode, Json<Worker>)> {
     let mut tx = s.pool.begin().await?;
-    let w = workers::register(&mut tx, auth.team_id, &req).await?;
+    let w = workers::register(&mut tx, auth.team_id, &req, s.lease_seconds).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(w)))
 }
 
-/// Workers, most recently seen first.
+/// Workers seen in the last 24 hours, most recently seen first; `online` is false once one has
+/// been silent for a whole lease.
 #[utoipa::path(get, path = "/api/v1/workers", params(TeamFilter), responses((status = 200, body = Vec<Worker>)))]
 pub async fn list(
     State(s): State<AppState>,
@@ -54,7 +56,7 @@ pub async fn lease(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Response> {
     let mut tx = s.pool.begin().await?;
-    let worker = workers::touch(&mut tx, auth.team_id, id).await?;
+    let worker = workers::touch(&mut tx, auth.team_id, id, s.lease_seconds).await?;
     let lease = jobs::lease(&mut tx, &worker, s.lease_seconds).await?;
     if let Some(l) = &lease {
         crate::live::job_run_updated(&mut tx, &l.job).await?;

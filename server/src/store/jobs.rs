@@ -453,15 +453,12 @@ pub async fn heartbeat(
     .bind(f64::from(lease_seconds))
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("UPDATE workers SET last_seen_at = now() WHERE id = $1")
-        .bind(worker_id)
-        .execute(conn)
-        .await?;
+    crate::store::workers::seen(conn, worker_id, lease_seconds).await?;
     Ok(cancel)
 }
 
-/// Ends the job: succeeded, failed (no retry: the worker saw a real error) or, if cancellation
-/// was asked for, cancelled.
+/// Ends the job: succeeded (progress then reads done = total), failed (no retry: the worker saw
+/// a real error) or, if cancellation was asked for, cancelled.
 pub async fn complete(
     conn: &mut PgConnection,
     job_id: Uuid,
@@ -474,8 +471,12 @@ pub async fn complete(
         (false, None) => JobStatus::Succeeded,
         (false, Some(_)) => JobStatus::Failed,
     };
+    // A job that succeeded did all its work, whatever its last heartbeat said: its progress is final.
     sqlx::query(
-        "UPDATE jobs SET status = $2, error = $3, finished_at = now(), lease_expires_at = NULL WHERE id = $1",
+        "UPDATE jobs SET status = $2, error = $3, finished_at = now(), lease_expires_at = NULL,
+                progress = CASE WHEN $2 = 'succeeded' AND progress IS NOT NULL
+                                THEN jsonb_set(progress, '{done}', progress->'total') ELSE progress END
+         WHERE id = $1",
     )
     .bind(job_id)
     .bind(status.as_str())

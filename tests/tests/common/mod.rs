@@ -97,6 +97,20 @@ impl Api {
         p["id"].as_str().unwrap().to_string()
     }
 
+    /// Registers a local model (a folder with a MiMo `config.json`) and returns its id.
+    pub async fn local_model(&self, token: &str, name: &str, training: Value) -> String {
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"architectures":["MiMoForCausalLM"]}"#,
+        )
+        .unwrap();
+        let body = serde_json::json!({ "name": name, "source": { "kind": "hf_local", "path": dir }, "training_datasets": training });
+        let (s, m) = self.post("/api/v1/models", token, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{m}");
+        m["id"].as_str().unwrap().to_string()
+    }
+
     /// Creates a run in `project` and returns its JSON.
     pub async fn run(&self, token: &str, project: &str, extra: Value) -> Value {
         let mut body = serde_json::json!({ "project_id": project });

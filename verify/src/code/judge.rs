@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::formats::{CodeProblem, TestCase};
-use super::sandbox::{Limits, RunOutcome, Sandbox, SandboxConfig, SandboxError};
+use super::sandbox::{Limits, RunOutcome, Sandbox, SandboxConfig, SandboxError, WorkDirAccess};
 
 /// Errors of the judge (never of the judged program, which gets a [`Verdict`]).
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +198,9 @@ fn tail(bytes: &[u8], n: usize) -> String {
     s[start..].to_string()
 }
 
-/// Finds a Python 3 that starts inside the sandbox (a pyenv shim under /root would not).
+/// Finds a Python 3 that starts inside the sandbox (a pyenv shim under /root would not, nor one
+/// under /usr/local, which the sandbox hides; `CRUCIBLE_SANDBOX_PYTHON` names another one, whose
+/// prefix then belongs in `CRUCIBLE_SANDBOX_READ_ONLY`).
 fn sandbox_python(config: &SandboxConfig) -> Result<PathBuf, JudgeError> {
     static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
     let mut tried = Vec::new();
@@ -206,8 +208,7 @@ fn sandbox_python(config: &SandboxConfig) -> Result<PathBuf, JudgeError> {
         .map(PathBuf::from)
         .into_iter()
         .collect();
-    candidates
-        .extend(["/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"].map(PathBuf::from));
+    candidates.extend(["/usr/bin/python3", "/bin/python3"].map(PathBuf::from));
     let found = FOUND.get_or_init(|| {
         for py in candidates {
             if !py.exists() {
@@ -240,8 +241,10 @@ pub struct Judge {
 }
 
 impl Judge {
-    /// A judge with these sandbox settings; fails when no usable Python exists.
+    /// A judge with these sandbox settings; fails when an isolation layer is missing (unless the
+    /// config allows it) or no usable Python exists.
     pub fn new(config: SandboxConfig) -> Result<Judge, JudgeError> {
+        config.isolation()?;
         let python = sandbox_python(&config)?;
         let compile_limits = Limits {
             cpu_seconds: 30,
@@ -301,7 +304,8 @@ impl Judge {
                     ["g++", "-O2", "-std=c++17", "-o", "solution", "solution.cpp"]
                         .map(String::from)
                         .to_vec();
-                let out = sandbox.run_with(&argv, b"", &self.compile_limits)?;
+                let out =
+                    sandbox.run_with(&argv, b"", &self.compile_limits, WorkDirAccess::Writable)?;
                 if out.exit != super::sandbox::Exit::Code(0) || out.timed_out {
                     let text = tail(&out.stderr, 4000);
                     let failed = TestResult {

@@ -1,26 +1,37 @@
 //! Running an untrusted program with limits, for judging code.
 //!
-//! Why these layers (all from util-linux, no `unsafe`): `unshare` gives a network namespace (no
-//! network) and a PID namespace (when its first process dies the kernel kills every process in it,
-//! even ones that left our process group); `setpriv` drops to a dedicated unprivileged uid per run
-//! (the grader's files are unreadable, `RLIMIT_NPROC` then caps that uid's processes — it is not
-//! enforced for root); `prlimit` sets CPU-time, address-space, file-size, open-file and process
-//! limits; a `sh` shim turns death by signal into exit code 128+N so the verdict can tell a CPU
-//! limit from a crash. We add a fresh temporary working directory, an output cap, a wall-clock
-//! deadline and `killpg(SIGKILL)` of the whole process group. [`Isolation::detect`] reports which
-//! layers this machine supports; missing ones are logged, not silently assumed.
+//! Why these layers: bubblewrap (`bwrap`) gives the program a private filesystem view — only the
+//! interpreters' and compilers' files, read-only, a private `/tmp`, and nothing else of the host:
+//! no sockets (the Postgres socket under `/run` included), no home, project, checkpoint or data
+//! folders — plus a network namespace (no network, no abstract unix sockets) and a PID namespace
+//! (when its first process dies the kernel kills every process in it, even ones that left our
+//! process group). Inside it, `setpriv` drops to a dedicated unprivileged uid per run
+//! (`RLIMIT_NPROC` then caps that uid's processes — it is not enforced for root) and `prlimit`
+//! sets CPU-time, address-space, file-size, open-file and process limits; a `sh` shim turns death
+//! by signal into exit code 128+N so the verdict can tell a CPU limit from a crash. We add a fresh
+//! working directory (read-only to the program, writable for a compiler), an output cap, a
+//! wall-clock deadline and `killpg(SIGKILL)` of the whole process group.
+//!
+//! Every layer is required: [`SandboxConfig::isolation`] refuses with
+//! [`SandboxError::MissingLayers`] when the machine lacks one, unless the operator opted out
+//! (see [`super::isolation`]).
 
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{Gid, Pid, Uid, chown};
 use serde::{Deserialize, Serialize};
+
+use super::isolation::{
+    ALLOW_MISSING_LAYERS_ENV, Isolation, Layer, SANDBOX_PATH, default_bwrap, default_read_only,
+    host_view,
+};
 
 /// Errors of the sandbox itself (never of the judged program).
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +52,22 @@ pub enum SandboxError {
     Wait(std::io::Error),
     #[error("sandbox: file name {0:?} must be a plain name inside the working directory")]
     BadFileName(String),
+    /// The machine lacks isolation layers, so untrusted code is not run at all.
+    #[error(
+        "sandbox: refusing to run untrusted code without {} (bubblewrap: {bwrap}); install \
+         bubblewrap (Debian: apt-get install bubblewrap) and run the worker as root, or set \
+         {ALLOW_MISSING_LAYERS_ENV}=1 to run with the layers that exist",
+        list(.missing)
+    )]
+    MissingLayers { missing: Vec<Layer>, bwrap: String },
+}
+
+fn list(layers: &[Layer]) -> String {
+    layers
+        .iter()
+        .map(Layer::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Limits for one run.
@@ -73,47 +100,50 @@ impl Default for Limits {
     }
 }
 
-/// Limits plus the host folders hidden from the program.
+/// Limits plus how the program is isolated.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SandboxConfig {
     pub limits: Limits,
-    /// Host folders covered by an empty tmpfs inside the run's mount namespace, so a program cannot
-    /// read the grader's files (test data with expected outputs, the repository, home folders).
-    /// Folders that hold the working directory, or do not exist, are left alone.
-    pub hidden_paths: Vec<PathBuf>,
+    /// The bubblewrap binary: `$CRUCIBLE_BWRAP`, else `bwrap` on `PATH`.
+    pub bwrap: PathBuf,
+    /// Host paths the program may read (read-only); nothing else of the host is visible.
+    /// Default `/usr` (without `/usr/local`), `/etc/ld.so.cache` and `$CRUCIBLE_SANDBOX_READ_ONLY`.
+    pub read_only: Vec<PathBuf>,
+    /// Run even when a layer is missing (default: `$CRUCIBLE_SANDBOX_ALLOW_MISSING_LAYERS=1`).
+    pub allow_missing_layers: bool,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        let mut hidden_paths: Vec<PathBuf> =
-            ["/work", "/home", "/root", "/srv", "/mnt", "/media", "/data"]
-                .iter()
-                .map(PathBuf::from)
-                .collect();
-        if let Some(d) = std::env::var_os("CRUCIBLE_DATA_DIR") {
-            hidden_paths.push(PathBuf::from(d));
-        }
-        if let Ok(d) = std::env::current_dir() {
-            hidden_paths.push(d);
-        }
         SandboxConfig {
             limits: Limits::default(),
-            hidden_paths,
+            bwrap: default_bwrap(),
+            read_only: default_read_only(),
+            allow_missing_layers: std::env::var(ALLOW_MISSING_LAYERS_ENV)
+                .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
         }
     }
 }
 
-/// Which isolation layers this machine gives us.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Isolation {
-    /// A private network namespace (no interfaces but loopback).
-    pub network_namespace: bool,
-    /// A private PID namespace: every process of the run dies with it.
-    pub pid_namespace: bool,
-    /// Runs under a dedicated unprivileged uid (needs root); enables RLIMIT_NPROC.
-    pub dedicated_uid: bool,
-    /// `prlimit` is available (CPU, memory, file-size, process limits).
-    pub rlimits: bool,
+impl SandboxConfig {
+    /// The layers this machine gives; an error naming the missing ones unless the operator
+    /// opted out ([`SandboxConfig::allow_missing_layers`]).
+    pub fn isolation(&self) -> Result<Isolation, SandboxError> {
+        let iso = Isolation::detect(&self.bwrap);
+        let missing = iso.missing();
+        if missing.is_empty() {
+            return Ok(iso);
+        }
+        if self.allow_missing_layers {
+            // Isolation::detect already warned once; this runs for every sandbox.
+            tracing::debug!(missing = %list(&missing), "{ALLOW_MISSING_LAYERS_ENV}: running untrusted code with layers missing");
+            return Ok(iso);
+        }
+        Err(SandboxError::MissingLayers {
+            missing,
+            bwrap: self.bwrap.display().to_string(),
+        })
+    }
 }
 
 /// First uid used for sandbox runs (one uid per concurrent run, so process limits do not mix).
@@ -122,53 +152,17 @@ const UID_BASE: u32 = 61_000;
 const UID_SLOTS: u32 = 512;
 static NEXT_SLOT: AtomicU32 = AtomicU32::new(0);
 
-fn tool_works(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+/// Where the working directory appears inside the private filesystem.
+const INNER_WORKDIR: &str = "/tmp/work";
 
-const NAMESPACES: [&str; 6] = [
-    "unshare",
-    "--net",
-    "--pid",
-    "--fork",
-    "--kill-child",
-    "--mount-proc",
-];
-const USER_NAMESPACE: [&str; 2] = ["--user", "--map-root-user"];
-
-impl Isolation {
-    /// Probes the machine once; later calls return the cached answer.
-    pub fn detect() -> &'static Isolation {
-        static DETECTED: OnceLock<Isolation> = OnceLock::new();
-        DETECTED.get_or_init(|| {
-            let root = Uid::effective().is_root();
-            let mut probe: Vec<&str> = NAMESPACES.to_vec();
-            if !root {
-                probe.splice(1..1, USER_NAMESPACE);
-            }
-            probe.push("true");
-            let namespaces = tool_works(&probe);
-            let dedicated_uid = root
-                && tool_works(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs", "true"]);
-            let rlimits = tool_works(&["prlimit", "--nofile=64", "true"]);
-            let iso = Isolation {
-                network_namespace: namespaces,
-                pid_namespace: namespaces,
-                dedicated_uid,
-                rlimits,
-            };
-            if !(iso.network_namespace && iso.dedicated_uid && iso.rlimits) {
-                tracing::warn!(isolation = ?iso, "code sandbox runs with reduced isolation on this machine");
-            }
-            iso
-        })
-    }
+/// Whether a run may write into the working directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkDirAccess {
+    /// Judged programs: they read their files and write scratch data to the private `/tmp`
+    /// (size-capped), so they cannot fill the host's disk.
+    ReadOnly,
+    /// A compiler writing the binary the tests then run.
+    Writable,
 }
 
 /// How a run ended.
@@ -227,60 +221,27 @@ fn sandbox_root() -> Result<PathBuf, SandboxError> {
     Ok(root)
 }
 
-/// Shared scratch folders that get a private, empty, size-capped tmpfs.
-const SCRATCH: [&str; 2] = ["/var/tmp", "/dev/shm"];
-
-/// Where the working directory appears inside the namespace (bind-mounted into the private /tmp).
-const INNER_WORKDIR: &str = "/tmp/work";
-
-/// Builds the `sh` script run as namespace root before privileges are dropped: an empty tmpfs over
-/// each folder to hide (paths with a quote, missing folders and ancestors of the working directory
-/// are skipped), a private tmpfs over the shared scratch folders and over /tmp, with the working
-/// directory (still reachable as `.`) bind-mounted at /tmp/work; then `exec "$@"`. If /tmp cannot
-/// be replaced the run goes on in place; if the bind fails after that, the run stops (exit 125).
-fn hide_script(hidden: &[PathBuf], workdir: &Path) -> String {
-    let mut script = String::new();
-    for s in SCRATCH {
-        if Path::new(s).is_dir() {
-            script.push_str(&format!(
-                "mount -t tmpfs -o size=64m,mode=1777 crucible-scratch {s} 2>/dev/null; "
-            ));
-        }
-    }
-    script.push_str(&format!(
-        "if mount -t tmpfs -o size=64m,mode=1777 crucible-scratch /tmp 2>/dev/null; then \
-         mkdir -p {INNER_WORKDIR} && mount --no-canonicalize --bind . {INNER_WORKDIR} && cd {INNER_WORKDIR} || exit 125; fi; "
-    ));
-    for p in hidden {
-        let Some(s) = p.to_str() else { continue };
-        if s.contains('\'') || !p.is_dir() || workdir.starts_with(p) || !p.is_absolute() {
-            continue;
-        }
-        script.push_str(&format!(
-            "mount -t tmpfs -o size=16k,mode=755 crucible-hidden '{s}' 2>/dev/null; "
-        ));
-    }
-    script.push_str("exec \"$@\"");
-    script
-}
-
 /// A fresh working directory plus limits; each [`Sandbox::run`] is one isolated process tree.
 pub struct Sandbox {
     limits: Limits,
     dir: tempfile::TempDir,
     uid: Option<u32>,
-    /// The `sh` script run as namespace root before dropping privileges: hides host folders.
-    hide_script: String,
+    isolation: Isolation,
+    bwrap: PathBuf,
+    /// The bubblewrap arguments of the host view (see [`host_view`]).
+    view: Vec<String>,
 }
 
 impl Sandbox {
-    /// Creates the working directory (owned by the sandbox uid when there is one).
+    /// Creates the working directory (owned by the sandbox uid when there is one); refuses when
+    /// the machine lacks an isolation layer ([`SandboxConfig::isolation`]).
     pub fn new(config: &SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let isolation = config.isolation()?;
         let dir = tempfile::Builder::new()
             .prefix("run-")
             .tempdir_in(sandbox_root()?)
             .map_err(SandboxError::WorkDir)?;
-        let uid = Isolation::detect()
+        let uid = isolation
             .dedicated_uid
             .then(|| UID_BASE + NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % UID_SLOTS);
         if let Some(uid) = uid {
@@ -291,12 +252,13 @@ impl Sandbox {
             )
             .map_err(|e| SandboxError::WorkDir(e.into()))?;
         }
-        let hide_script = hide_script(&config.hidden_paths, dir.path());
         Ok(Sandbox {
             limits: config.limits.clone(),
             dir,
             uid,
-            hide_script,
+            isolation,
+            bwrap: config.bwrap.clone(),
+            view: host_view(&config.read_only),
         })
     }
 
@@ -328,20 +290,33 @@ impl Sandbox {
         Ok(path)
     }
 
-    fn wrapped(&self, argv: &[String], limits: &Limits) -> Vec<String> {
-        let iso = Isolation::detect();
+    fn wrapped(&self, argv: &[String], limits: &Limits, access: WorkDirAccess) -> Vec<String> {
+        let iso = &self.isolation;
         let mut cmd: Vec<String> = Vec::new();
-        if iso.pid_namespace {
-            cmd.extend(NAMESPACES.iter().map(|s| s.to_string()));
-            if self.uid.is_none() {
-                cmd.splice(1..1, USER_NAMESPACE.iter().map(|s| s.to_string()));
-            }
-            cmd.extend([
-                "/bin/sh".into(),
-                "-c".into(),
-                self.hide_script.clone(),
-                "sh".into(),
+        let mut push = |a: &[&str]| cmd.extend(a.iter().map(|s| s.to_string()));
+        if iso.private_filesystem {
+            push(&[
+                &self.bwrap.to_string_lossy(),
+                "--die-with-parent",
+                "--new-session",
+                "--unshare-ipc",
+                "--unshare-uts",
+                "--unshare-cgroup-try",
             ]);
+            if iso.network_namespace {
+                push(&["--unshare-net"]);
+            }
+            if iso.pid_namespace {
+                push(&["--unshare-pid"]);
+            }
+            cmd.extend(self.view.iter().cloned());
+            let bind = match access {
+                WorkDirAccess::ReadOnly => "--ro-bind",
+                WorkDirAccess::Writable => "--bind",
+            };
+            let dir = self.dir.path().to_string_lossy();
+            let mut push = |a: &[&str]| cmd.extend(a.iter().map(|s| s.to_string()));
+            push(&[bind, &dir, INNER_WORKDIR, "--chdir", INNER_WORKDIR, "--"]);
         }
         if let Some(uid) = self.uid {
             cmd.extend([
@@ -376,22 +351,25 @@ impl Sandbox {
         cmd
     }
 
-    /// Runs `argv` in the working directory with `stdin` as input, under this sandbox's limits.
+    /// Runs `argv` in the (read-only) working directory with `stdin` as input, under this
+    /// sandbox's limits.
     pub fn run(&self, argv: &[String], stdin: &[u8]) -> Result<RunOutcome, SandboxError> {
-        self.run_with(argv, stdin, &self.limits)
+        self.run_with(argv, stdin, &self.limits, WorkDirAccess::ReadOnly)
     }
 
-    /// Like [`Sandbox::run`] with other limits (e.g. a compiler needs more memory than the program).
+    /// Like [`Sandbox::run`] with other limits and access (a compiler needs more memory than the
+    /// program, and writes its output into the working directory).
     pub fn run_with(
         &self,
         argv: &[String],
         stdin: &[u8],
         limits: &Limits,
+        access: WorkDirAccess,
     ) -> Result<RunOutcome, SandboxError> {
-        let full = self.wrapped(argv, limits);
+        let full = self.wrapped(argv, limits, access);
         let dir = self.dir.path();
-        // Inside the namespaces /tmp is the run's private tmpfs; without them, the working folder.
-        let scratch = if Isolation::detect().pid_namespace {
+        // Inside the private filesystem /tmp is the run's own tmpfs; without it, the working folder.
+        let scratch = if self.isolation.private_filesystem {
             Path::new("/tmp")
         } else {
             dir
@@ -401,7 +379,7 @@ impl Sandbox {
             .args(&full[1..])
             .current_dir(dir)
             .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("PATH", SANDBOX_PATH)
             .env("HOME", scratch)
             .env("TMPDIR", scratch)
             .env("LANG", "C.UTF-8")
