@@ -1,7 +1,10 @@
 //! The one client of Crucible's REST API, used by workers and by every CLI command: typed
 //! requests and replies, retries of transient failures (connection errors, 5xx) with back-off,
 //! and the server's JSON error body kept as a typed refusal. Writes are idempotent on the
-//! server, so retrying one that may have landed is safe.
+//! server, so retrying one that may have landed is safe: a 2xx means the write is durable
+//! (committed synchronously); without one, the identical request is sent again, which is how
+//! metric batches survive a server or database restart (points carry their own timestamps, so a
+//! resend lands exactly as the first send would have). A 4xx is final and never retried.
 
 use crucible_types::{
     ApiError, ApiErrorBody, CompleteJob, CompletionRecord, CreateProject, CreateRun, Dataset,

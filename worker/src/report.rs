@@ -51,6 +51,8 @@ impl MetricsSink for RunSink<'_> {
     fn record(&mut self, step: u64, values: &[(&str, f64)]) {
         let step = i64::try_from(step).unwrap_or(i64::MAX);
         let prefix = self.prefix;
+        // Stamped here, so a batch the client resends after a crash lands exactly as first sent.
+        let now = chrono::Utc::now();
         self.buffer
             .extend(
                 values
@@ -60,7 +62,7 @@ impl MetricsSink for RunSink<'_> {
                         key: format!("{prefix}{k}"),
                         step,
                         value: *v,
-                        timestamp: None,
+                        timestamp: Some(now),
                     }),
             );
         if self.buffer.len() >= FLUSH_EVERY {

@@ -148,7 +148,7 @@ pub(crate) fn run(
                     key: format!("eval/{}/{}", target.benchmark, s.metric),
                     step: 0,
                     value: s.value,
-                    timestamp: None,
+                    timestamp: Some(chrono::Utc::now()),
                 })
                 .collect();
             if let Err(e) = client.log_metrics(run_id, points) {
