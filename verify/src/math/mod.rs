@@ -21,6 +21,7 @@ pub mod normalize;
 pub mod numbers;
 pub mod parse;
 pub mod relations;
+pub mod shape;
 
 use serde::{Deserialize, Serialize};
 

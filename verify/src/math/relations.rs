@@ -4,9 +4,9 @@
 //! Why: a completion may answer "the solution set" with an inequality where the reference writes an
 //! interval, and a careful grader accepts either.
 
-use super::answer::{Answer, is_simple_variable};
 use super::expr::Expr;
 use super::parse::parse_expr;
+use super::shape::{Answer, is_simple_variable};
 
 /// A comparison between two sides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
