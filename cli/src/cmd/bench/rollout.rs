@@ -51,6 +51,7 @@ struct Totals {
     wasted: f64,
     kept: f64,
     dropped: f64,
+    utilisation: f64,
     steps: f64,
 }
 
@@ -66,6 +67,7 @@ impl Totals {
         self.decoded += decoded;
         self.wasted += get("rollout/waste_fraction") * decoded;
         self.kept += get("batch/kept_groups");
+        self.utilisation += get("rollout/slot_utilisation");
         self.dropped += get("batch/dropped_groups");
         self.steps += 1.0;
     }
@@ -81,11 +83,12 @@ impl Totals {
     fn print(&self, name: &str) {
         let n = self.steps.max(1.0);
         println!(
-            "  {name:<22} step {:>6.2} s (rollout {:>6.2} s, train {:>5.2} s)  idle {:>5.1}%  waste {:>5.1}%  kept {:.1} dropped {:.1} groups/step, {:.0} tokens/step",
+            "  {name:<22} step {:>6.2} s (rollout {:>6.2} s, train {:>5.2} s)  idle {:>5.1}% (rows busy {:>5.1}% of decoding)  waste {:>5.1}%  kept {:.1} dropped {:.1} groups/step, {:.0} tokens/step",
             self.step_s / n,
             self.rollout_s / n,
             self.train_s / n,
             100.0 * self.idle(),
+            100.0 * self.utilisation / n,
             100.0 * self.waste(),
             self.kept / n,
             self.dropped / n,
@@ -141,13 +144,16 @@ pub fn run(a: Args) -> Result<()> {
         let (no_ds, naive, seamless) = (&totals[0], &totals[1], &totals[2]);
         let speedup = naive.step_s / seamless.step_s;
         let naive_vs_no_ds = naive.step_s / no_ds.step_s;
+        let rollout_speedup = naive.rollout_s / seamless.rollout_s;
         println!(
-            "  seamless {speedup:.2}x faster per step than naive; naive {naive_vs_no_ds:.2}x slower than no dynamic sampling"
+            "  seamless {speedup:.2}x faster per step than naive (rollout phase {rollout_speedup:.2}x); naive {naive_vs_no_ds:.2}x slower than no dynamic sampling"
         );
         lines.push(serde_json::json!({
             "workload": workload,
             "speedup_vs_naive": speedup,
             "naive_vs_no_ds": naive_vs_no_ds,
+            "rollout_speedup_vs_naive": rollout_speedup,
+            "naive_rollout_vs_no_ds": naive.rollout_s / no_ds.rollout_s,
             "idle_fraction": seamless.idle(),
             "waste_fraction": seamless.waste(),
             "naive_idle_fraction": naive.idle(),
