@@ -204,6 +204,72 @@ fn continuous_batching_equals_each_request_alone() {
     assert_eq!(stop.finished, [0]);
 }
 
+/// Admits a waiting request only while fewer than `limit` rows decode; records the order
+/// requests were admitted in and the most rows decoding at once after the first admission.
+struct Throttle {
+    limit: usize,
+    running: usize,
+    admitted: Vec<usize>,
+    most_later: usize,
+}
+
+impl Throttle {
+    fn new(limit: usize, first: usize) -> Self {
+        Throttle {
+            limit,
+            running: first,
+            admitted: Vec::new(),
+            most_later: 0,
+        }
+    }
+}
+
+impl GenerationObserver for Throttle {
+    fn on_finished(&mut self, _: usize, _: &GeneratedSequence) {
+        self.running -= 1;
+    }
+    fn keep_going(&mut self) -> bool {
+        if !self.admitted.is_empty() {
+            self.most_later = self.most_later.max(self.running);
+        }
+        true
+    }
+    fn admit(&mut self, request: usize) -> bool {
+        if self.running >= self.limit {
+            return false;
+        }
+        self.running += 1;
+        self.admitted.push(request);
+        true
+    }
+}
+
+#[test]
+fn refused_admissions_leave_rows_free_without_changing_outputs() {
+    let (model, tok, reference) = (tiny_model(), tokenizer(), reference_json());
+    let requests = mixed_requests(&reference);
+    let free = generate_continuous(&model, &tok, &requests, 4, &mut ()).unwrap();
+    // The first four start together (never asked); later ones start one at a time.
+    let mut one = Throttle::new(1, 4);
+    let throttled = generate_continuous(&model, &tok, &requests, 4, &mut one).unwrap();
+    for (i, (a, b)) in free.iter().zip(&throttled).enumerate() {
+        assert_eq!(a.token_ids, b.token_ids, "request {i}");
+        assert_eq!(b.finish_reason, FinishReason::Length);
+    }
+    assert_eq!(one.admitted, (4..9).collect::<Vec<_>>(), "in order");
+    assert_eq!((one.running, one.most_later), (0, 1));
+
+    // Refused with no row decoding: the batch ends and the waiting requests come back aborted.
+    let mut none = Throttle::new(0, 4);
+    let out = generate_continuous(&model, &tok, &requests, 4, &mut none).unwrap();
+    assert_eq!(out[..4], free[..4]);
+    assert!(
+        out[4..]
+            .iter()
+            .all(|o| o.finish_reason == FinishReason::Aborted && o.token_ids.is_empty())
+    );
+}
+
 #[test]
 fn seeded_sampling_is_reproducible() {
     let (model, tok, reference) = (tiny_model(), tokenizer(), reference_json());

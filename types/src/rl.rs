@@ -72,6 +72,20 @@ pub enum RlAdvantage {
     NoStd,
 }
 
+/// How a step's rollouts are decoded (docs/rl.md, "How a step works").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RlRollout {
+    /// MiMo's seamless rollout: a finished row takes the next sample of the next group at once,
+    /// across dynamic-sampling rounds, until the FIFO prefix of groups fills the batch.
+    #[default]
+    Seamless,
+    /// Naive dynamic sampling: each round decodes as one lockstep batch, and the next round
+    /// starts when it ends (kept to measure the seamless engine against).
+    Lockstep,
+}
+
 /// The periodic held-out eval of an RL run, through the eval harness.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -136,8 +150,13 @@ pub struct RlConfig {
     pub advantage: RlAdvantage,
     /// Drop groups whose rewards are all equal and refill (MiMo's dynamic sampling).
     pub dynamic_sampling: bool,
-    /// Rollout rounds per step before training on a short batch (logged, never fatal).
+    /// Rollout rounds per step before training on a short batch (logged, never fatal); the
+    /// seamless engine launches at most as many groups as that many rounds could.
     pub max_rounds: usize,
+    pub rollout: RlRollout,
+    /// Rows the seamless engine decodes at once; one batch's rollouts
+    /// (`groups_per_batch × group_size`) when absent.
+    pub rollout_rows: Option<usize>,
     /// Probability of drawing from the easy pool (problems every rollout solved).
     pub easy_alpha: f64,
     pub code_reward: CodeReward,
@@ -176,6 +195,8 @@ impl Default for RlConfig {
             advantage: RlAdvantage::GroupStd,
             dynamic_sampling: true,
             max_rounds: 4,
+            rollout: RlRollout::Seamless,
+            rollout_rows: None,
             easy_alpha: 0.1,
             code_reward: CodeReward::Strict,
             reward_workers: 2,
@@ -204,6 +225,12 @@ impl RlConfig {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(Invalid::new(*name, "must be at least 1".to_string()));
+        }
+        if self.rollout_rows == Some(0) {
+            return Err(Invalid::new(
+                "rollout_rows",
+                "must be at least 1".to_string(),
+            ));
         }
         if self.group_size < 2 {
             return Err(Invalid::new(
@@ -374,6 +401,7 @@ mod tests {
         let c = valid();
         assert_eq!((c.eps_low, c.eps_high, c.easy_alpha), (0.2, 0.28, 0.1));
         assert!(c.kl_coef.is_none() && c.dynamic_sampling);
+        assert_eq!(c.rollout, RlRollout::Seamless);
         assert_eq!(c.validate(), Ok(()));
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(serde_json::from_value::<RlConfig>(json).unwrap(), c);
@@ -383,6 +411,13 @@ mod tests {
     fn bad_settings_name_their_field() {
         let field = |c: RlConfig| c.validate().unwrap_err().field;
         assert_eq!(field(RlConfig::default()), "data");
+        assert_eq!(
+            field(RlConfig {
+                rollout_rows: Some(0),
+                ..valid()
+            }),
+            "rollout_rows"
+        );
         assert_eq!(
             field(RlConfig {
                 group_size: 1,

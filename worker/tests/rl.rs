@@ -1,5 +1,6 @@
 //! The RL loop on the shipped small model: rollout log-probabilities against a recomputed training
-//! forward pass, and bit-identical resume from a checkpoint.
+//! forward pass, the seamless engine's kept groups under different row counts (so different
+//! completion orders) against the lockstep engine's, and bit-identical resume from a checkpoint.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,10 @@ use crucible_verify::{Grader, Task, VerifierPool};
 use crucible_worker::eval::prompt_ids;
 use crucible_worker::rl::policy::{SequenceBatch, token_logprobs};
 use crucible_worker::rl::problems::synthetic_problems;
-use crucible_worker::rl::rollout::{Draw, RoundConfig, rollout_round};
+use crucible_worker::rl::rollout::{
+    Draw, RolloutGroup, RoundConfig, rollout_round, satisfied_prefix,
+};
+use crucible_worker::rl::seamless::rollout_seamless;
 use crucible_worker::rl::{RlHooks, run};
 use crucible_worker::train::params::Parameters;
 
@@ -114,11 +118,127 @@ fn rollout_logprobs_match_a_recomputed_forward_pass() {
     assert!(compared > 12 * 5, "{compared} response tokens");
 }
 
+/// Problems of two levels, their prompts and tasks.
+struct Fixture {
+    prompts: Vec<Vec<u32>>,
+    tasks: Vec<Arc<Task>>,
+}
+
+impl Fixture {
+    fn new(tokenizer: &Tokenizer, count: usize) -> Self {
+        let levels = [
+            LEVEL1,
+            RlLevel {
+                steps: 2,
+                digits: 1,
+            },
+        ];
+        let problems = synthetic_problems(4, &levels, count);
+        Fixture {
+            prompts: problems
+                .iter()
+                .map(|p| prompt_ids(tokenizer, &p.prompt).unwrap())
+                .collect(),
+            tasks: problems.iter().map(|p| Arc::new(p.task.clone())).collect(),
+        }
+    }
+
+    fn draws(&self) -> Vec<Draw<'_>> {
+        (0..self.prompts.len())
+            .map(|i| Draw {
+                problem: i,
+                prompt_ids: &self.prompts[i],
+                task: &self.tasks[i],
+            })
+            .collect()
+    }
+}
+
+fn tokens_and_rewards(groups: &[RolloutGroup]) -> Vec<(usize, Vec<Vec<u32>>, Vec<f32>)> {
+    groups
+        .iter()
+        .map(|g| {
+            let tokens = g.samples.iter().map(|s| s.token_ids.clone()).collect();
+            (g.problem, tokens, g.rewards())
+        })
+        .collect()
+}
+
+#[test]
+fn seamless_rollout_keeps_the_same_groups_whatever_the_rows() {
+    let params = Parameters::load(&small_model(), &candle_core::Device::Cpu).unwrap();
+    let model = params.inference_model().unwrap();
+    let tokenizer = Tokenizer::load(&small_model()).unwrap();
+    let fixture = Fixture::new(&tokenizer, 24);
+    let draws = fixture.draws();
+    // Long-tailed budgets with EOS ignored, seeded per (group, sample) like the run's seeds.
+    let sampling = |g: usize, j: usize| SamplingParams {
+        temperature: 1.0,
+        seed: (g * 100 + j) as u64,
+        max_new_tokens: [6, 10, 40, 8][(g + j) % 4],
+        ignore_eos: j.is_multiple_of(2),
+        ..SamplingParams::default()
+    };
+    let config = RoundConfig {
+        group_size: 4,
+        stop_after_informative: Some(3),
+        sampling: &sampling,
+    };
+    let grader = Grader::new(MathConfig::default(), None, CodeReward::Strict);
+    let mut pool = VerifierPool::new(2, 256, Arc::new(grader)).unwrap();
+    // Every group decoded to the end in one lockstep batch, then cut at MiMo's FIFO prefix.
+    let everything = RoundConfig {
+        stop_after_informative: None,
+        ..config
+    };
+    let (lockstep, _) = rollout_round(&model, &tokenizer, &mut pool, &draws, &everything).unwrap();
+    let grades: Vec<_> = lockstep
+        .iter()
+        .flat_map(|g| g.samples.iter().map(|s| Some(s.grade.clone())))
+        .collect();
+    let kept = satisfied_prefix(&grades, 4, 3).expect("three informative groups");
+    assert!(kept < draws.len(), "{kept} groups kept");
+    let lockstep = &lockstep[..kept];
+    for rows in [3, 9, 40] {
+        let (groups, stats) =
+            rollout_seamless(&model, &tokenizer, &mut pool, &draws, &config, rows, 0.5).unwrap();
+        // The same FIFO prefix, sample for sample, as one lockstep batch of every group.
+        assert_eq!(
+            tokens_and_rewards(&groups),
+            tokens_and_rewards(lockstep),
+            "{rows} rows"
+        );
+        for (a, b) in groups.iter().zip(lockstep) {
+            for (x, y) in a.samples.iter().zip(&b.samples) {
+                let worst = x
+                    .logprobs
+                    .iter()
+                    .zip(&y.logprobs)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-4, "{rows} rows: |Δlogprob| {worst}");
+            }
+        }
+        // Groups after the prefix never come back; what they decoded is counted as waste.
+        assert!(stats.aborted_groups <= draws.len() - kept, "{rows} rows");
+        let returned: usize = groups.iter().map(RolloutGroup::tokens).sum();
+        assert_eq!(stats.decoded_tokens, returned + stats.wasted_tokens);
+        assert!(stats.busy_row_s <= stats.capacity_row_s + 1e-9);
+        if rows == 40 {
+            // Forty rows start ten groups at once, each sampling a first token: those after the
+            // prefix are wasted.
+            let started_after = 10usize.saturating_sub(kept);
+            assert!(stats.aborted_groups >= started_after, "{stats:?}");
+            assert!(stats.wasted_samples >= 4 * started_after, "{stats:?}");
+        }
+    }
+}
+
 /// Collects metrics by step.
 #[derive(Default)]
 struct Recorder {
     metrics: Vec<(u64, String, f64)>,
-    rollouts: Vec<(u64, usize)>,
+    rollouts: Vec<(u64, Vec<RolloutGroup>)>,
     checkpoints: Vec<(u64, PathBuf)>,
 }
 
@@ -132,9 +252,9 @@ impl RlHooks for Recorder {
         &mut self,
         step: u64,
         _problems: &[crucible_worker::eval::Problem],
-        groups: &[crucible_worker::rl::rollout::RolloutGroup],
+        groups: &[RolloutGroup],
     ) {
-        self.rollouts.push((step, groups.len()));
+        self.rollouts.push((step, groups.to_vec()));
     }
 
     fn checkpoint(&mut self, step: u64, model_dir: &Path) {
@@ -203,6 +323,10 @@ fn resumed_rl_run_continues_bit_identically() {
         "time/generate_s",
         "time/reward_wait_s",
         "time/train_s",
+        "time/idle_s",
+        "rollout/slot_utilisation",
+        "rollout/waste_fraction",
+        "rollout/pass_rate/rl-s1d1",
     ];
     for key in keys {
         assert!(a.value(2, key).is_some(), "{key} missing");
@@ -219,6 +343,24 @@ fn resumed_rl_run_continues_bit_identically() {
         [1, 2]
     );
     assert_eq!(a.rollouts.len(), 2);
+    for (step, groups) in &a.rollouts {
+        // The stored rollouts are the FIFO prefix: kept and dropped groups, never an aborted
+        // one; the update trained on exactly the informative ones.
+        let informative: Vec<&RolloutGroup> = groups
+            .iter()
+            .filter(|g| g.rewards().windows(2).any(|w| w[0] != w[1]))
+            .collect();
+        assert_eq!(
+            a.value(*step, "batch/kept_groups"),
+            Some(informative.len() as f64)
+        );
+        let tokens: usize = informative.iter().map(|g| g.tokens()).sum();
+        assert_eq!(a.value(*step, "train/tokens"), Some(tokens as f64));
+        assert_eq!(
+            a.value(*step, "rollout/samples"),
+            Some((groups.len() * 4) as f64)
+        );
+    }
     // The first mini-batch of a step is on-policy: its ratio is 1 up to float noise.
     assert!((a.value(1, "train/ratio_mean").unwrap() - 1.0).abs() < 0.05);
 
@@ -249,7 +391,11 @@ fn resumed_rl_run_continues_bit_identically() {
         c.value(1, "rollout/reward_mean").is_none(),
         "step 1 is not redone"
     );
-    for key in keys.iter().filter(|k| !k.starts_with("time/")) {
+    // Timing decides only the costs: how busy the rows were, how much was wasted.
+    let timed = |k: &str| {
+        k.starts_with("time/") || k == "rollout/slot_utilisation" || k == "rollout/waste_fraction"
+    };
+    for key in keys.iter().filter(|k| !timed(k)) {
         assert_eq!(a.value(2, key), c.value(2, key), "{key}");
     }
     assert!(

@@ -171,6 +171,15 @@ pub trait GenerationObserver {
     fn keep_going(&mut self) -> bool {
         true
     }
+    /// Asked by [`generate_continuous`] before waiting request `request` takes a freed row (the
+    /// first `max_rows` start unasked); `false` leaves the row free for this step, and it is asked
+    /// again at the next. Why: RL launches another group only while the groups in flight may not
+    /// fill the batch, instead of decoding samples it would abort. Requests keep their order (a
+    /// refused one is not skipped); a refusal while no row decodes ends the batch, and the
+    /// waiting requests come back [`FinishReason::Aborted`].
+    fn admit(&mut self, _request: usize) -> bool {
+        true
+    }
 }
 
 /// No observer: generation without streaming or early stop.
@@ -255,9 +264,9 @@ struct Slot {
 ///
 /// Outputs equal [`generate_observed`]'s for the same requests (each row samples with its own
 /// seed; a restarted row attends only to its own columns). The first `max_rows` requests are
-/// prefilled together; later ones are prefilled as rows free up (see [`refill`]). The
-/// observer hears of row `i` as request `i`; when it stops the batch, running and waiting
-/// requests come back [`FinishReason::Aborted`].
+/// prefilled together; later ones are prefilled as rows free up (see [`refill`]), each once the
+/// observer admits it ([`GenerationObserver::admit`]). The observer hears of row `i` as request
+/// `i`; when it stops the batch, running and waiting requests come back [`FinishReason::Aborted`].
 pub fn generate_continuous(
     model: &MimoModel,
     tokenizer: &Tokenizer,
@@ -334,6 +343,8 @@ pub fn generate_continuous(
             .collect();
         input = Tensor::from_vec(next, (slots.len(), 1), model.device())?;
     }
+    // Requests still waiting when an admission was refused with every row free.
+    abort(rows.iter_mut());
     Ok(rows.into_iter().map(|r| r.out).collect())
 }
 
@@ -362,8 +373,13 @@ fn refill(
             return Ok(());
         }
         let mut starts = Vec::new();
+        let mut refused = false;
         for (r, slot) in slots.iter_mut().enumerate().filter(|(_, s)| s.is_none()) {
             cache.restart_row(r);
+            refused = refused || waiting.front().is_some_and(|&next| !observer.admit(next));
+            if refused {
+                continue;
+            }
             let Some(request) = waiting.pop_front() else {
                 continue;
             };

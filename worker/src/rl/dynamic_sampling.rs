@@ -18,13 +18,19 @@ impl<P> ScoredGroup<P> {
     /// A group whose rewards are all equal has zero advantage everywhere, so it adds no gradient
     /// and only dilutes the batch.
     pub fn is_informative(&self) -> bool {
-        self.rewards.windows(2).any(|w| w[0] != w[1])
+        is_informative(&self.rewards)
     }
 
     /// Every rollout reached `solved_reward`: the problem is no longer teaching anything.
     pub fn solved_by_all(&self, solved_reward: f32) -> bool {
         !self.rewards.is_empty() && self.rewards.iter().all(|r| *r >= solved_reward)
     }
+}
+
+/// Rewards that are not all equal: the group's advantages are not all zero, so it carries a
+/// gradient.
+pub fn is_informative(rewards: &[f32]) -> bool {
+    rewards.windows(2).any(|w| w[0] != w[1])
 }
 
 /// Dynamic-sampling settings. `max_rounds` bounds the refills so a batch of all-solved (or
@@ -44,7 +50,7 @@ pub struct FilledBatch<P> {
     /// Groups discarded because all their rewards were equal.
     pub dropped: usize,
     /// Informative groups sampled beyond the batch size and not used.
-    pub surplus: usize,
+    pub surplus: Vec<ScoredGroup<P>>,
     pub rounds: usize,
     /// True when `max_rounds` ran out before the batch was full; the batch is then short.
     pub cap_hit: bool,
@@ -60,7 +66,7 @@ pub fn fill_batch<P, E>(
     let mut batch = FilledBatch {
         groups: Vec::with_capacity(config.groups_per_batch),
         dropped: 0,
-        surplus: 0,
+        surplus: Vec::new(),
         rounds: 0,
         cap_hit: false,
     };
@@ -85,7 +91,7 @@ pub fn fill_batch<P, E>(
             } else if batch.groups.len() < config.groups_per_batch {
                 batch.groups.push(group);
             } else {
-                batch.surplus += 1;
+                batch.surplus.push(group);
             }
         }
     }
@@ -234,7 +240,11 @@ mod tests {
         let kept: Vec<u32> = batch.groups.iter().map(|g| g.problem).collect();
         assert_eq!(kept, vec![1, 3, 5, 7]);
         assert_eq!(needs, vec![4, 2, 1]);
-        assert_eq!((batch.dropped, batch.surplus, batch.rounds), (3, 1, 3));
+        assert_eq!(
+            (batch.dropped, batch.surplus.len(), batch.rounds),
+            (3, 1, 3)
+        );
+        assert_eq!(batch.surplus[0].problem, 8);
         assert!(!batch.cap_hit);
     }
 

@@ -10,6 +10,7 @@ pub mod policy;
 pub mod problems;
 pub mod rollout;
 pub mod run;
+pub mod seamless;
 pub mod step_metrics;
 pub mod trainer;
 

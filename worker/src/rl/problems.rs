@@ -38,6 +38,18 @@ pub fn synthetic_problems(seed: u64, levels: &[RlLevel], count: usize) -> Vec<Pr
     out
 }
 
+/// The difficulty level or dataset a problem belongs to: its id without the trailing
+/// `-<index>` (`rl-s2d1-17` → `rl-s2d1`, `gsm8k-test-3` → `gsm8k-test`), so a run's pass rate
+/// can be followed per level.
+pub fn level_of(id: &str) -> &str {
+    match id.rsplit_once('-') {
+        Some((level, index)) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
+            level
+        }
+        _ => id,
+    }
+}
+
 /// Every problem of `data`, in order; `dataset(id)` fetches an imported dataset (the worker asks
 /// the server, tests pass rows in).
 pub fn resolve(
@@ -74,6 +86,22 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_problem_level_is_its_id_without_the_index() {
+        let p = synthetic_problems(
+            1,
+            &[RlLevel {
+                steps: 2,
+                digits: 1,
+            }],
+            3,
+        );
+        assert_eq!(level_of(&p[2].id), "rl-s2d1");
+        assert_eq!(level_of("gsm8k-test-12"), "gsm8k-test");
+        assert_eq!(level_of("HumanEval/0"), "HumanEval/0");
+        assert_eq!(level_of("a-b"), "a-b");
+    }
 
     #[test]
     fn synthetic_problems_are_distinct_training_problems_over_the_levels() {

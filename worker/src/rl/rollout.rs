@@ -1,11 +1,12 @@
-//! The rollout engine: G completions per problem with their log-probabilities, scored by the
-//! verifier pool while generation goes on (MiMo's continuous rollout and asynchronous reward), and
-//! stopped early once enough informative groups are complete.
+//! What both rollout engines share: the groups they return, the requests they decode, the
+//! observer that scores every finished row in the verifier pool while decoding goes on (MiMo's
+//! asynchronous reward) and stops the batch under MiMo's FIFO early-termination rule, and the
+//! assembly of the kept groups; plus the lockstep engine, [`rollout_round`] (naive dynamic
+//! sampling: one round, one batch). The seamless engine is [`super::seamless`].
 //!
-//! All groups of a round decode together, so they are "launched" at once and in group order.
-//! Early termination follows MiMo's FIFO rule: it stops only when a prefix of the groups is
-//! complete and holds the informative groups the batch still needs; later groups are aborted and
-//! discarded, so no group is kept or dropped because of its response length.
+//! Early termination stops only when a prefix of the groups (in launch order) is complete and
+//! holds the informative groups the batch still needs; later groups are aborted and discarded,
+//! so no group is kept or dropped because of its response length or of when it finished.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +50,11 @@ impl RolloutGroup {
     pub fn rewards(&self) -> Vec<f32> {
         self.samples.iter().map(|s| s.grade.reward as f32).collect()
     }
+
+    /// Tokens decoded for the group (what it cost the engine).
+    pub fn tokens(&self) -> usize {
+        self.samples.iter().map(|s| s.token_ids.len()).sum()
+    }
 }
 
 /// A problem to roll out: its index, prompt and task.
@@ -61,14 +67,24 @@ pub struct Draw<'a> {
 /// What a round cost and how it ended.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoundStats {
-    /// Groups aborted by early termination.
+    /// Groups started but aborted by early termination, or finished after the kept prefix.
     pub aborted_groups: usize,
+    /// Samples of those groups that decoded at least one token.
+    pub wasted_samples: usize,
+    /// Tokens decoded for those samples.
+    pub wasted_tokens: usize,
+    /// Tokens decoded in all (returned groups and wasted samples).
+    pub decoded_tokens: usize,
     /// Wall time of decoding.
     pub generate: Duration,
     /// Wall time spent waiting for rewards after decoding ended (what the overlap did not hide).
     pub reward_wait: Duration,
     /// Verifier time summed over jobs (most of it overlapped with decoding).
     pub reward_cpu: Duration,
+    /// Row-seconds rows spent decoding a sequence, and row-seconds available (rows × decoding
+    /// time): their ratio is the slot utilisation.
+    pub busy_row_s: f64,
+    pub capacity_row_s: f64,
 }
 
 /// How a round generates.
@@ -80,12 +96,28 @@ pub struct RoundConfig<'s> {
     pub sampling: &'s dyn Fn(usize, usize) -> SamplingParams,
 }
 
-/// Submits each finished row to the pool, folds verdicts in, and decides when to stop.
-struct Scorer<'a> {
+/// Decides whether the next waiting request may start (the seamless engine's launch policy).
+pub(crate) trait Launch {
+    /// `grades` holds every launched request's grade so far (`None`: decoding or not yet graded);
+    /// `request` is the next one in launch order, `running` the rows decoding.
+    fn admit(&mut self, request: usize, running: usize, grades: &[Option<Grade>]) -> bool;
+}
+
+/// Launches every request (the lockstep engine starts them all at once anyway).
+impl Launch for () {
+    fn admit(&mut self, _: usize, _: usize, _: &[Option<Grade>]) -> bool {
+        true
+    }
+}
+
+/// Submits each finished row to the pool, folds verdicts in, decides when to stop, and keeps the
+/// clock of how busy the rows were.
+pub(crate) struct Scorer<'a, L> {
     pool: &'a mut VerifierPool,
     draws: &'a [Draw<'a>],
     group_size: usize,
     stop_after: Option<usize>,
+    launch: L,
     /// Pool job id → row.
     pending: HashMap<u64, usize>,
     grades: Vec<Option<Grade>>,
@@ -93,9 +125,43 @@ struct Scorer<'a> {
     /// Groups kept when the round stopped early (a complete prefix).
     stopped_at: Option<usize>,
     error: Option<PoolError>,
+    rows: usize,
+    /// Rows decoding now, and at the last decode step with its start.
+    running: usize,
+    tick: Option<(Instant, usize)>,
+    busy_row_s: f64,
+    capacity_row_s: f64,
 }
 
-impl Scorer<'_> {
+impl<'a, L: Launch> Scorer<'a, L> {
+    /// A scorer for `requests` requests decoded `rows` at a time, the first `rows` started.
+    pub(crate) fn new(
+        pool: &'a mut VerifierPool,
+        draws: &'a [Draw<'a>],
+        config: &RoundConfig<'_>,
+        requests: usize,
+        rows: usize,
+        launch: L,
+    ) -> Self {
+        Scorer {
+            pool,
+            draws,
+            group_size: config.group_size,
+            stop_after: config.stop_after_informative,
+            launch,
+            pending: HashMap::new(),
+            grades: vec![None; requests],
+            reward_cpu: Duration::ZERO,
+            stopped_at: None,
+            error: None,
+            rows,
+            running: rows.min(requests),
+            tick: None,
+            busy_row_s: 0.0,
+            capacity_row_s: 0.0,
+        }
+    }
+
     fn absorb(&mut self, graded: TimedGrade) {
         // Grades of rows aborted in an earlier round are not pending any more: ignore them.
         if let Some(row) = self.pending.remove(&graded.id) {
@@ -103,10 +169,21 @@ impl Scorer<'_> {
             self.grades[row] = Some(graded.grade.unwrap_or_else(|e| Grade::judge_failed(&e)));
         }
     }
+
+    /// Charges the time since the last decode step to the rows that decoded in it.
+    fn clock(&mut self, now: Instant) {
+        if let Some((at, busy)) = self.tick {
+            let dt = now.duration_since(at).as_secs_f64();
+            self.busy_row_s += busy as f64 * dt;
+            self.capacity_row_s += self.rows as f64 * dt;
+        }
+        self.tick = Some((now, self.running));
+    }
 }
 
-impl GenerationObserver for Scorer<'_> {
+impl<L: Launch> GenerationObserver for Scorer<'_, L> {
     fn on_finished(&mut self, row: usize, sequence: &GeneratedSequence) {
+        self.running = self.running.saturating_sub(1);
         if self.error.is_some() {
             return;
         }
@@ -120,6 +197,7 @@ impl GenerationObserver for Scorer<'_> {
     }
 
     fn keep_going(&mut self) -> bool {
+        self.clock(Instant::now());
         while let Some(v) = self.pool.try_recv() {
             self.absorb(v);
         }
@@ -133,6 +211,12 @@ impl GenerationObserver for Scorer<'_> {
             return false;
         }
         true
+    }
+
+    fn admit(&mut self, request: usize) -> bool {
+        let admitted = self.launch.admit(request, self.running, &self.grades);
+        self.running += usize::from(admitted);
+        admitted
     }
 }
 
@@ -156,18 +240,15 @@ pub fn satisfied_prefix(
     None
 }
 
-/// Generates `group_size` completions for every draw in one batch, scores them in `pool` as they
-/// finish, and returns the complete groups in draw order (all of them unless stopped early).
-pub fn rollout_round(
+/// The requests of `draws`, `group_size` per draw in draw order, each budget cut to the room the
+/// model's context leaves after the prompt.
+pub(crate) fn requests(
     model: &MimoModel,
-    tokenizer: &Tokenizer,
-    pool: &mut VerifierPool,
     draws: &[Draw<'_>],
     config: &RoundConfig<'_>,
-) -> Result<(Vec<RolloutGroup>, RoundStats), RlError> {
-    let g_size = config.group_size;
+) -> Result<Vec<GenerationRequest>, RlError> {
     let context = model.config().max_position_embeddings;
-    let mut requests = Vec::with_capacity(draws.len() * g_size);
+    let mut requests = Vec::with_capacity(draws.len() * config.group_size);
     for (g, d) in draws.iter().enumerate() {
         let room = context.saturating_sub(d.prompt_ids.len());
         if room == 0 {
@@ -180,7 +261,7 @@ pub fn rollout_round(
                 ),
             });
         }
-        for j in 0..g_size {
+        for j in 0..config.group_size {
             let mut params = (config.sampling)(g, j);
             params.max_new_tokens = params
                 .max_new_tokens
@@ -191,20 +272,22 @@ pub fn rollout_round(
             });
         }
     }
-    let mut scorer = Scorer {
-        pool,
-        draws,
-        group_size: g_size,
-        stop_after: config.stop_after_informative,
-        pending: HashMap::new(),
-        grades: vec![None; requests.len()],
-        reward_cpu: Duration::ZERO,
-        stopped_at: None,
-        error: None,
-    };
-    let started = Instant::now();
-    let sequences = generate_observed(model, tokenizer, &requests, &mut scorer)?;
+    Ok(requests)
+}
+
+/// Ends a round decoded by either engine: waits for the grades of the kept groups (the prefix
+/// the scorer stopped at, else every group), and returns them in draw order with the round's
+/// costs. Groups after the prefix are discarded however far they got, so what is kept never
+/// depends on timing.
+pub(crate) fn finish_round<L: Launch>(
+    mut scorer: Scorer<'_, L>,
+    sequences: Vec<GeneratedSequence>,
+    started: Instant,
+) -> Result<(Vec<RolloutGroup>, RoundStats), RlError> {
     let generate = started.elapsed();
+    scorer.clock(Instant::now());
+    let g_size = scorer.group_size;
+    let draws = scorer.draws;
     let kept = scorer.stopped_at.unwrap_or(draws.len());
     let waiting = Instant::now();
     // Wait for the grades of the kept groups; a late grade of an aborted row is dropped.
@@ -217,6 +300,14 @@ pub fn rollout_round(
         }
     }
     let reward_wait = waiting.elapsed();
+    let decoded_tokens = sequences.iter().map(|s| s.token_ids.len()).sum();
+    let wasted = &sequences[kept * g_size..];
+    let wasted_tokens = wasted.iter().map(|s| s.token_ids.len()).sum();
+    let wasted_samples = wasted.iter().filter(|s| !s.token_ids.is_empty()).count();
+    let aborted_groups = wasted
+        .chunks(g_size)
+        .filter(|group| group.iter().any(|s| !s.token_ids.is_empty()))
+        .count();
     let mut grades = std::mem::take(&mut scorer.grades).into_iter();
     let mut sequences = sequences.into_iter();
     let groups = draws[..kept]
@@ -243,12 +334,34 @@ pub fn rollout_round(
     Ok((
         groups,
         RoundStats {
-            aborted_groups: draws.len() - kept,
+            aborted_groups,
+            wasted_samples,
+            wasted_tokens,
+            decoded_tokens,
             generate,
             reward_wait,
             reward_cpu: scorer.reward_cpu,
+            busy_row_s: scorer.busy_row_s,
+            capacity_row_s: scorer.capacity_row_s,
         },
     ))
+}
+
+/// Naive dynamic sampling's round: generates `group_size` completions for every draw in one
+/// lockstep batch, scores them in `pool` as they finish, and returns the complete groups in draw
+/// order (all of them unless stopped early).
+pub fn rollout_round(
+    model: &MimoModel,
+    tokenizer: &Tokenizer,
+    pool: &mut VerifierPool,
+    draws: &[Draw<'_>],
+    config: &RoundConfig<'_>,
+) -> Result<(Vec<RolloutGroup>, RoundStats), RlError> {
+    let requests = requests(model, draws, config)?;
+    let mut scorer = Scorer::new(pool, draws, config, requests.len(), requests.len(), ());
+    let started = Instant::now();
+    let sequences = generate_observed(model, tokenizer, &requests, &mut scorer)?;
+    finish_round(scorer, sequences, started)
 }
 
 /// The rollouts of `step` as the run's completion records (the rollout browser's rows): group

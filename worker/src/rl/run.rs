@@ -106,7 +106,12 @@ pub fn run(
         }
         hooks.progress(trainer.step_count(), config.steps, "training");
         let report = trainer.step()?;
-        hooks.metrics(report.step, &report.metrics);
+        let named: Vec<(&str, f64)> = report
+            .metrics
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        hooks.metrics(report.step, &named);
         if config.store_rollouts {
             hooks.rollouts(report.step, trainer.problems(), &report.rollouts);
         }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use crucible_types::sampling::SamplingParams;
-use crucible_types::{RlAdvantage, RlConfig, RlLossNormalisation};
+use crucible_types::{RlAdvantage, RlConfig, RlLossNormalisation, RlRollout};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -18,10 +18,13 @@ use super::RlError;
 use super::advantage::{AdvantageConfig, AdvantageScaling, advantages_per_token, group_advantages};
 use super::dynamic_sampling::{
     DrawSource, DynamicSamplingConfig, FilledBatch, ProblemDrawer, ScoredGroup, fill_batch,
+    is_informative,
 };
 use super::objective::{LossNormalisation, PolicyLossConfig, PolicyLossInputs, policy_loss};
 use super::policy::{SequenceBatch, token_logprobs};
+use super::problems::level_of;
 use super::rollout::{Draw, RolloutGroup, RolloutSample, RoundConfig, rollout_round};
+use super::seamless::rollout_seamless;
 use super::step_metrics::{RolloutTally, StepFigures, UpdateStats, step_metrics};
 use crate::eval::{Problem, prompt_ids};
 use crate::train::checkpoint::{self, to_json};
@@ -42,7 +45,7 @@ const MAX_OVERSAMPLE: f64 = 4.0;
 pub struct StepReport {
     /// 1-based number of the step just taken.
     pub step: u64,
-    pub metrics: Vec<(&'static str, f64)>,
+    pub metrics: Vec<(String, f64)>,
     /// All groups rolled out this step (kept, dropped and surplus), in generation order.
     pub rollouts: Vec<RolloutGroup>,
 }
@@ -54,6 +57,8 @@ pub struct RlTrainer {
     start_dir: PathBuf,
     tokenizer: Tokenizer,
     problems: Vec<Problem>,
+    /// Each problem's difficulty level or dataset ([`level_of`]), for per-level pass rates.
+    levels: Vec<String>,
     prompts: Vec<Vec<u32>>,
     tasks: Vec<Arc<Task>>,
     params: Parameters,
@@ -65,7 +70,12 @@ pub struct RlTrainer {
     /// Running share of informative groups, used to size dynamic-sampling rounds.
     informative_rate: f64,
     pool: VerifierPool,
+    /// Rewrites every rollout's sampling (see [`RlTrainer::shape_rollouts`]).
+    shaper: Option<Shaper>,
 }
+
+/// A rewrite of a rollout's sampling parameters, given its seeded parameters.
+pub type Shaper = Box<dyn Fn(&mut SamplingParams) + Send + Sync>;
 
 /// A seed derived from the run's seed and a path of indices (step, round, group, sample …), so
 /// every random choice is reproducible and independent of the others.
@@ -78,9 +88,11 @@ pub fn derive_seed(parts: &[u64]) -> u64 {
     })
 }
 
-/// The fields a resume may change: length, checkpoint/eval cadence and rollout storage.
+/// The fields a resume may change: length, checkpoint/eval cadence, rollout storage, and the
+/// resources (reward threads, rollout rows), which change timing but never what is kept.
 fn comparable(c: &RlConfig) -> RlConfig {
     RlConfig {
+        rollout_rows: None,
         steps: 0,
         checkpoint_every: 0,
         eval_every: 0,
@@ -188,6 +200,10 @@ impl RlTrainer {
             out_dir: out_dir.to_path_buf(),
             start_dir: start_dir.to_path_buf(),
             tokenizer,
+            levels: problems
+                .iter()
+                .map(|p| level_of(&p.id).to_string())
+                .collect(),
             problems,
             prompts,
             tasks,
@@ -198,7 +214,15 @@ impl RlTrainer {
             drawer,
             informative_rate,
             pool,
+            shaper: None,
         })
+    }
+
+    /// Rewrites the sampling of every rollout from now on (after the run's own settings and the
+    /// sample's seed are set). Why: `crucible bench rollout` replays the same steps on workloads
+    /// the shipped model does not produce by itself, e.g. long-tailed lengths with EOS ignored.
+    pub fn shape_rollouts(&mut self, shaper: Shaper) {
+        self.shaper = Some(shaper);
     }
 
     /// Steps completed.
@@ -247,6 +271,7 @@ impl RlTrainer {
             generated: &generated,
             batch: &batch,
             kept: &groups,
+            levels: &self.levels,
             easy_pool: self.drawer.easy().len(),
             tally: &tally,
             update: &update,
@@ -260,88 +285,123 @@ impl RlTrainer {
         })
     }
 
-    /// The step's rollouts: draws groups, decodes and scores them round by round until dynamic
-    /// sampling has filled the batch. Returns the batch, every group generated (kept or not) and
-    /// the step's rollout timings.
+    /// The step's rollouts: draws the step's launch order of groups, decodes and scores them
+    /// (round by round in lockstep, or as one continuous batch) until dynamic sampling has
+    /// filled the batch. Returns the batch, every group rolled out (kept or not) and the step's
+    /// rollout costs. The easy pool learns from the rolled-out groups once the batch is full.
     fn roll_out_batch(
         &mut self,
     ) -> Result<(FilledBatch<RolloutGroup>, Vec<RolloutGroup>, RolloutTally), RlError> {
         let c = self.config.clone();
         let step = self.step;
+        let started = Instant::now();
         self.drawer.reseed(derive_seed(&[c.seed, step, 0]));
         let policy = self.params.inference_model()?;
+        let seamless = c.rollout == RlRollout::Seamless;
         let ds = DynamicSamplingConfig {
             groups_per_batch: c.groups_per_batch,
-            max_rounds: c.max_rounds,
+            // The seamless engine's one continuous batch launches as many groups as the rounds.
+            max_rounds: if seamless { 1 } else { c.max_rounds },
             drop_uniform_groups: c.dynamic_sampling,
         };
+        let most_per_round = (c.groups_per_batch as f64 * MAX_OVERSAMPLE) as usize;
+        let launchable = if c.dynamic_sampling {
+            most_per_round * c.max_rounds
+        } else {
+            c.groups_per_batch
+        };
+        // The launch order is fixed before decoding, so it never depends on what finished when.
+        let mut order = Vec::with_capacity(launchable);
+        for _ in 0..launchable {
+            order.push(self.drawer.draw().ok_or(RlError::Input {
+                name: "data",
+                reason: "no problems to draw".into(),
+            })?);
+        }
+        let draws: Vec<Draw> = order
+            .iter()
+            .map(|&(problem, _)| Draw {
+                problem,
+                prompt_ids: &self.prompts[problem],
+                task: &self.tasks[problem],
+            })
+            .collect();
+        let rows = c.rollout_rows.unwrap_or(c.groups_per_batch * c.group_size);
         let mut generated: Vec<RolloutGroup> = Vec::new();
-        let mut tally = RolloutTally::default();
+        let mut tally = RolloutTally {
+            rows,
+            ..RolloutTally::default()
+        };
+        let mut launched = 0;
         let batch = {
-            let (drawer, pool, rate) =
-                (&mut self.drawer, &mut self.pool, &mut self.informative_rate);
-            let (prompts, tasks, tokenizer) = (&self.prompts, &self.tasks, &self.tokenizer);
-            fill_batch(ds, |round, needed| -> Result<_, RlError> {
-                let n = if c.dynamic_sampling {
+            let (pool, rate, shaper) = (&mut self.pool, &mut self.informative_rate, &self.shaper);
+            let tokenizer = &self.tokenizer;
+            fill_batch(ds, |_, needed| -> Result<_, RlError> {
+                let n = if seamless {
+                    draws.len()
+                } else if c.dynamic_sampling {
                     let want = (needed as f64 / rate.max(1.0 / MAX_OVERSAMPLE)).ceil() as usize;
-                    want.clamp(
-                        needed,
-                        (c.groups_per_batch as f64 * MAX_OVERSAMPLE) as usize,
-                    )
+                    want.clamp(needed, most_per_round)
                 } else {
                     needed
                 };
-                let mut draws = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let (problem, source) = drawer.draw().ok_or(RlError::Input {
-                        name: "data",
-                        reason: "no problems to draw".into(),
-                    })?;
-                    tally.easy_draws += usize::from(source == DrawSource::Easy);
-                    draws.push(Draw {
-                        problem,
-                        prompt_ids: &prompts[problem],
-                        task: &tasks[problem],
-                    });
-                }
-                let sampling = |g: usize, j: usize| SamplingParams {
-                    temperature: c.temperature,
-                    seed: derive_seed(&[c.seed, step, 1, round as u64, g as u64, j as u64]),
-                    max_new_tokens: c.max_new_tokens,
-                    ..SamplingParams::default()
+                let round = &draws[launched..(launched + n).min(draws.len())];
+                let first = launched;
+                launched += round.len();
+                // A sample's seed is fixed by its place in the launch order, not by its round
+                // or its row.
+                let sampling = |g: usize, j: usize| {
+                    let mut params = SamplingParams {
+                        temperature: c.temperature,
+                        seed: derive_seed(&[c.seed, step, 1, (first + g) as u64, j as u64]),
+                        max_new_tokens: c.max_new_tokens,
+                        ..SamplingParams::default()
+                    };
+                    if let Some(shape) = shaper {
+                        shape(&mut params);
+                    }
+                    params
                 };
                 let round_config = RoundConfig {
                     group_size: c.group_size,
                     stop_after_informative: c.dynamic_sampling.then_some(needed),
                     sampling: &sampling,
                 };
-                let (groups, stats) =
-                    rollout_round(&policy, tokenizer, pool, &draws, &round_config)?;
-                tally.aborted += stats.aborted_groups;
-                tally.generate += stats.generate;
-                tally.reward_wait += stats.reward_wait;
-                tally.reward_cpu += stats.reward_cpu;
-                let mut scored = Vec::with_capacity(groups.len());
-                for group in groups {
-                    let rewards = group.rewards();
-                    drawer.record(&ScoredGroup {
-                        problem: group.problem,
-                        rewards: rewards.clone(),
-                    });
-                    generated.push(group.clone());
-                    scored.push(ScoredGroup {
-                        problem: group,
-                        rewards,
-                    });
-                }
-                if !scored.is_empty() {
-                    let informative = scored.iter().filter(|g| g.is_informative()).count();
-                    let observed = informative as f64 / scored.len() as f64;
+                let (groups, stats) = if seamless {
+                    rollout_seamless(&policy, tokenizer, pool, round, &round_config, rows, *rate)?
+                } else {
+                    rollout_round(&policy, tokenizer, pool, round, &round_config)?
+                };
+                tally.add(&stats);
+                tally.easy_draws += order[first..first + groups.len()]
+                    .iter()
+                    .filter(|(_, source)| *source == DrawSource::Easy)
+                    .count();
+                if !groups.is_empty() {
+                    let informative = groups
+                        .iter()
+                        .filter(|g| is_informative(&g.rewards()))
+                        .count();
+                    let observed = informative as f64 / groups.len() as f64;
                     *rate = 0.7 * *rate + 0.3 * observed;
                 }
-                Ok(scored)
+                generated.extend(groups.iter().cloned());
+                Ok(groups
+                    .into_iter()
+                    .map(|group| ScoredGroup {
+                        rewards: group.rewards(),
+                        problem: group,
+                    })
+                    .collect())
             })?
         };
+        for group in &generated {
+            self.drawer.record(&ScoredGroup {
+                problem: group.problem,
+                rewards: group.rewards(),
+            });
+        }
+        tally.rollout = started.elapsed();
         Ok((batch, generated, tally))
     }
 

@@ -3,6 +3,7 @@
 mod batching;
 mod dashboard;
 mod decode;
+mod rollout;
 mod server;
 mod tracking;
 mod train;
@@ -23,6 +24,8 @@ pub enum Command {
     Train(train::Args),
     /// An eval's generation with continuous batching, against lockstep batches.
     Batching(batching::Args),
+    /// RL steps without dynamic sampling, with naive (lockstep) and seamless dynamic sampling.
+    Rollout(rollout::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -34,5 +37,6 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Train(args) => train::run(args),
         Command::Batching(args) => batching::run(args),
+        Command::Rollout(args) => rollout::run(args),
     }
 }
