@@ -4,6 +4,7 @@ mod batching;
 mod dashboard;
 mod decode;
 mod server;
+mod speculative;
 mod tracking;
 mod train;
 mod verify;
@@ -23,6 +24,8 @@ pub enum Command {
     Train(train::Args),
     /// An eval's generation with continuous batching, against lockstep batches.
     Batching(batching::Args),
+    /// Decode tokens/s with MTP speculative decoding against plain decoding, batch 1/8/64.
+    Speculative(speculative::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -34,5 +37,6 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Train(args) => train::run(args),
         Command::Batching(args) => batching::run(args),
+        Command::Speculative(args) => speculative::run(args),
     }
 }

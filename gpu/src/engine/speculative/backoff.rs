@@ -3,14 +3,19 @@
 //! depends on the batch size and the measured acceptance only (never on timings), so a seeded
 //! request decodes the same way every run.
 
-/// Batches wider than this never draft: on the CPU a drafting step then costs about what the
-/// accepted tokens save (docs/PERFORMANCE.md, *Speculative decoding*), and large-batch MTP
-/// is where verl measured MiMo rollouts 50 % slower.
-const MAX_DRAFT_BATCH: usize = 16;
+/// Batches wider than this never draft: on the CPU a drafting step at batch 64 costs ≈ 1.8
+/// plain steps (more than the ≈ 0.9 accepted drafts save; docs/PERFORMANCE.md, *Speculative
+/// decoding*), and large-batch MTP is where verl measured MiMo rollouts 50 % slower.
+pub const MAX_DRAFT_BATCH: usize = 16;
 
-/// Below this acceptance rate a drafting step at batch 1 emits fewer tokens than its cost in
-/// plain steps (measured: a drafting step costs ≈ 1.35 plain ones, so break-even is 0.35).
-const MIN_ACCEPTANCE: f64 = 0.4;
+/// The running acceptance rate below which drafting loses, by batch rows: a drafting step costs
+/// 1 + this many plain steps (measured on the CPU with the shipped model: ≈ 1.86 at batch 1,
+/// where candle's matmul leaves its single-row fast path, ≈ 1.5 at batch 8), plus a margin.
+fn break_even_acceptance(rows: usize) -> f64 {
+    const MARGIN: f64 = 0.04;
+    let extra_cost = if rows == 1 { 0.86 } else { 0.5 };
+    extra_cost + MARGIN
+}
 
 /// While drafting is off for low acceptance, one step in this many drafts anyway to re-measure.
 const PROBE_EVERY: usize = 16;
@@ -21,6 +26,7 @@ const NEWEST_WEIGHT: f64 = 0.25;
 /// The back-off state of one batch.
 pub(super) struct Backoff {
     allowed: bool,
+    min_acceptance: f64,
     acceptance: f64,
     idle_steps: usize,
 }
@@ -30,6 +36,7 @@ impl Backoff {
     pub(super) fn new(rows: usize) -> Self {
         Self {
             allowed: rows <= MAX_DRAFT_BATCH,
+            min_acceptance: break_even_acceptance(rows),
             acceptance: 1.0,
             idle_steps: 0,
         }
@@ -40,7 +47,7 @@ impl Backoff {
         if !self.allowed {
             return false;
         }
-        if self.acceptance >= MIN_ACCEPTANCE || self.idle_steps >= PROBE_EVERY {
+        if self.acceptance >= self.min_acceptance || self.idle_steps >= PROBE_EVERY {
             return true;
         }
         self.idle_steps += 1;
@@ -78,9 +85,9 @@ mod tests {
             }
         }
         assert!(drafted <= 4, "{drafted} probes");
-        b.observe(4, 4);
-        b.observe(4, 4);
-        b.observe(4, 4);
+        for _ in 0..12 {
+            b.observe(4, 4);
+        }
         assert!(b.should_draft(), "acceptance recovered");
     }
 }

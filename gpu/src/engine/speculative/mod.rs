@@ -10,5 +10,6 @@ mod metrics;
 mod proposer;
 pub mod verifier;
 
+pub use backoff::MAX_DRAFT_BATCH;
 pub use driver::{SpeculativeOutput, generate_speculative};
 pub use metrics::SpeculativeMetrics;
