@@ -73,27 +73,18 @@ async fn a_failing_or_panicking_handler_is_logged_once_with_its_cause() {
                 .unwrap();
             let res = app.oneshot(req).await.unwrap();
             let status = res.status();
-            let body = axum::body::to_bytes(res.into_body(), usize::MAX)
-                .await
-                .unwrap();
+            let body = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
             (status, String::from_utf8_lossy(&body).into_owned())
         }
     };
     let (status, body) = api("/broken").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(
-        !body.contains("PoolTimedOut"),
-        "the cause stays out of the body: {body}"
-    );
+    assert!(!body.contains("PoolTimedOut"), "the cause stays out of the body: {body}");
     assert_eq!(api("/panics").await.0, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(api("/refused").await.0, StatusCode::UNPROCESSABLE_ENTITY);
 
     let failures = logs.failures();
-    assert_eq!(
-        failures.len(),
-        2,
-        "one line per 5xx, none for the 422: {failures:#?}"
-    );
+    assert_eq!(failures.len(), 2, "one line per 5xx, none for the 422: {failures:#?}");
     assert!(
         failures[0].contains("/broken") && failures[0].contains("PoolTimedOut"),
         "{}",
@@ -110,9 +101,7 @@ async fn a_database_outage_is_logged_on_the_rest_and_mlflow_faces(pool: PgPool) 
     let logs = Captured::default();
     let _guard = logs.install();
     pool.close().await;
-    let (rest, _) = api
-        .call(Method::GET, "/api/v1/projects", Some(&t), None)
-        .await;
+    let (rest, _) = api.call(Method::GET, "/api/v1/projects", Some(&t), None).await;
     let (mlflow, body) = api
         .call(
             Method::GET,
@@ -121,25 +110,10 @@ async fn a_database_outage_is_logged_on_the_rest_and_mlflow_faces(pool: PgPool) 
             None,
         )
         .await;
-    assert_eq!(
-        (rest, mlflow),
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            StatusCode::INTERNAL_SERVER_ERROR
-        )
-    );
+    assert_eq!((rest, mlflow), (StatusCode::INTERNAL_SERVER_ERROR, StatusCode::INTERNAL_SERVER_ERROR));
     assert_eq!(body["error_code"], "INTERNAL_ERROR", "{body}");
     let failures = logs.failures();
     assert_eq!(failures.len(), 2, "{failures:#?}");
-    assert!(
-        failures[0].contains("/api/v1/projects") && failures[0].contains("PoolClosed"),
-        "{}",
-        failures[0]
-    );
-    assert!(
-        failures[1].contains("/api/2.0/mlflow/experiments/get-by-name")
-            && failures[1].contains("PoolClosed"),
-        "{}",
-        failures[1]
-    );
+    assert!(failures[0].contains("/api/v1/projects") && failures[0].contains("PoolClosed"), "{}", failures[0]);
+    assert!(failures[1].contains("/api/2.0/mlflow/experiments/get-by-name") && failures[1].contains("PoolClosed"), "{}", failures[1]);
 }
