@@ -2,7 +2,7 @@
 
 use crate::benchmarks::{BENCHMARKS, benchmark_dataset};
 use crate::presets::{MAX_SAMPLES, Preset};
-use crate::sampling::SamplingParams;
+use crate::sampling::{SamplingParams, Speculative};
 use crate::tracking::wire_enum;
 use crate::train::TrainConfig;
 use crate::validate::{Invalid, in_range};
@@ -105,6 +105,9 @@ pub struct EvalSpec {
     /// Project whose run tracks the eval; the team's `evals` project when absent.
     #[serde(default)]
     pub project_id: Option<Uuid>,
+    /// MTP speculative decoding for local models (scores unchanged, decoding faster); off when absent.
+    #[serde(default)]
+    pub speculative: Speculative,
 }
 
 /// A batch of completions.
@@ -286,7 +289,7 @@ impl EvalSpec {
         if let Some(limit) = self.limit {
             in_range("limit", limit, 1..=u32::MAX)?;
         }
-        Ok(())
+        self.speculative.validate()
     }
 }
 
@@ -544,6 +547,7 @@ mod tests {
             preset,
             ks: vec![],
             project_id: None,
+            speculative: Speculative::Off,
         }
     }
 

@@ -132,6 +132,78 @@ impl SamplingParams {
     }
 }
 
+/// Most draft tokens one speculative step may propose (vLLM caps at 32; MTP chains are short).
+pub const MAX_DRAFT_TOKENS: u32 = 8;
+
+/// Whether the engine drafts tokens ahead and verifies them in one forward pass (speculative
+/// decoding): the one switch `crucible generate`, evals and RL rollouts all pass to the engine.
+/// Greedy output is unchanged by it and sampled output keeps its distribution; only speed differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", tag = "method", deny_unknown_fields)]
+pub enum Speculative {
+    /// Plain decoding: one token per forward pass.
+    #[default]
+    Off,
+    /// The checkpoint's MTP layers draft `k` tokens from the main model's hidden state.
+    Mtp {
+        /// Draft tokens per step (at most the number of MTP layers the engine can chain).
+        k: u32,
+    },
+}
+
+impl Speculative {
+    /// Draft tokens per step (0 when off).
+    pub fn draft_tokens(self) -> usize {
+        match self {
+            Self::Off => 0,
+            Self::Mtp { k } => k as usize,
+        }
+    }
+
+    /// Checks `k` so that a bad setting is refused at submission, not at decode time.
+    pub fn validate(self) -> Result<(), Invalid> {
+        match self {
+            Self::Off => Ok(()),
+            Self::Mtp { k } => in_range("speculative.k", k, 1..=MAX_DRAFT_TOKENS),
+        }
+    }
+}
+
+/// `off`, `mtp` (one draft token) or `mtp:K`: the command-line spelling.
+impl std::str::FromStr for Speculative {
+    type Err = Invalid;
+
+    fn from_str(s: &str) -> Result<Self, Invalid> {
+        let parsed = match s.split_once(':') {
+            None if s == "off" => Self::Off,
+            None if s == "mtp" => Self::Mtp { k: 1 },
+            Some(("mtp", k)) => Self::Mtp {
+                k: k.parse().map_err(|_| {
+                    Invalid::new("speculative", format!("`{k}` is not a draft count"))
+                })?,
+            },
+            _ => {
+                return Err(Invalid::new(
+                    "speculative",
+                    format!("expected off, mtp or mtp:K, got `{s}`"),
+                ));
+            }
+        };
+        parsed.validate()?;
+        Ok(parsed)
+    }
+}
+
+impl std::fmt::Display for Speculative {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::Mtp { k } => write!(f, "mtp:{k}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +238,24 @@ mod tests {
             "max_new_tokens"
         );
         assert!(SamplingParams::greedy(4).validate().is_ok());
+    }
+    #[test]
+    fn speculative_parses_its_cli_spelling_and_refuses_bad_k() {
+        assert_eq!("off".parse::<Speculative>().unwrap(), Speculative::Off);
+        assert_eq!(
+            "mtp".parse::<Speculative>().unwrap(),
+            Speculative::Mtp { k: 1 }
+        );
+        let two: Speculative = "mtp:2".parse().unwrap();
+        assert_eq!(two, Speculative::Mtp { k: 2 });
+        assert_eq!(two.to_string().parse::<Speculative>().unwrap(), two);
+        assert_eq!(
+            "mtp:0".parse::<Speculative>().unwrap_err().field,
+            "speculative.k"
+        );
+        assert!("eagle".parse::<Speculative>().is_err());
+        let json = serde_json::to_string(&two).unwrap();
+        assert_eq!(json, r#"{"method":"mtp","k":2}"#);
+        assert_eq!(serde_json::from_str::<Speculative>(&json).unwrap(), two);
     }
 }

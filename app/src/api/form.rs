@@ -77,6 +77,7 @@ impl EvalForm {
                 preset: None,
                 ks: Vec::new(),
                 project_id: None,
+                speculative: Default::default(),
             }),
             priority: 0,
             requirements: Default::default(),

@@ -153,6 +153,9 @@ pub struct EvalArgs {
     /// Token budget per completion.
     #[arg(long)]
     pub max_new_tokens: Option<u32>,
+    /// Speculative decoding on local models: `off` or `mtp[:K]` (same scores, faster decoding).
+    #[arg(long, default_value = "off")]
+    pub speculative: crucible_types::Speculative,
     /// Queue priority (higher first).
     #[arg(long, default_value_t = 0)]
     pub priority: i32,
@@ -226,6 +229,7 @@ fn eval_job(a: &EvalArgs) -> SubmitJob {
         preset: a.preset,
         ks: a.k.clone(),
         project_id: None,
+        speculative: a.speculative,
     };
     SubmitJob {
         spec: JobSpec::Eval(spec),

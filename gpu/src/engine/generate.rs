@@ -12,7 +12,7 @@ use crate::tokenizer::{Tokenizer, TokenizerError};
 
 /// Token id fed at padding columns and for rows that already stopped; its value never matters
 /// because the mask hides padding and stopped rows' outputs are discarded.
-const FILLER_TOKEN: u32 = 0;
+pub(super) const FILLER_TOKEN: u32 = 0;
 
 /// Why generation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -52,21 +52,25 @@ pub struct GeneratedSequence {
     pub finish_reason: FinishReason,
 }
 
-/// Per-row state of the loop.
-struct Row<'t> {
-    sampler: Sampler,
+/// Per-row state of the loop (shared with the speculative driver).
+pub(super) struct Row<'t> {
+    pub(super) sampler: Sampler,
     stop_ids: Vec<u32>,
     max_new: usize,
     decoder: StreamDecoder,
     stops: StopStringFilter,
     tokenizer: &'t Tokenizer,
-    out: GeneratedSequence,
-    done: bool,
+    pub(super) out: GeneratedSequence,
+    pub(super) done: bool,
 }
 
 impl<'t> Row<'t> {
     /// The state of `request` before its first token; `model_eos` are the checkpoint's stop ids.
-    fn new(request: &GenerationRequest, model_eos: &[u32], tokenizer: &'t Tokenizer) -> Self {
+    pub(super) fn new(
+        request: &GenerationRequest,
+        model_eos: &[u32],
+        tokenizer: &'t Tokenizer,
+    ) -> Self {
         let mut stop_ids = request.params.stop_token_ids.clone();
         if !request.params.ignore_eos {
             stop_ids.extend(model_eos);
@@ -90,18 +94,31 @@ impl<'t> Row<'t> {
 
     /// Samples the next token from `logits`, records it, and tells the observer when the row
     /// finishes. Returns the token.
-    fn step(
+    pub(super) fn step(
         &mut self,
         logits: &[f32],
         index: usize,
         observer: &mut dyn GenerationObserver,
     ) -> Result<u32, TokenizerError> {
         let s = self.sampler.sample(logits);
-        self.accept(s.token, s.logprob, index, observer)?;
+        self.push(s.token, s.logprob, index, observer)?;
+        Ok(s.token)
+    }
+
+    /// Records a token chosen elsewhere (a verified draft) and tells the observer when the row
+    /// finishes.
+    pub(super) fn push(
+        &mut self,
+        token: u32,
+        logprob: f32,
+        index: usize,
+        observer: &mut dyn GenerationObserver,
+    ) -> Result<(), TokenizerError> {
+        self.accept(token, logprob, index, observer)?;
         if self.done {
             observer.on_finished(index, &self.out);
         }
-        Ok(s.token)
+        Ok(())
     }
 
     /// Records `token`, streams its text, and decides whether the row is finished.
@@ -417,7 +434,10 @@ fn refill(
 }
 
 /// Refuses requests the model cannot run, naming the first bad one.
-fn validate(model: &MimoModel, requests: &[GenerationRequest]) -> Result<(), GenerateError> {
+pub(super) fn validate(
+    model: &MimoModel,
+    requests: &[GenerationRequest],
+) -> Result<(), GenerateError> {
     for (index, r) in requests.iter().enumerate() {
         let invalid = |message: String| GenerateError::InvalidRequest { index, message };
         r.params.validate().map_err(|e| invalid(e.to_string()))?;
@@ -436,14 +456,14 @@ fn validate(model: &MimoModel, requests: &[GenerationRequest]) -> Result<(), Gen
 }
 
 /// The checkpoint's stop tokens: config.json's `eos_token_id`s and the tokenizer's `eos_token`.
-fn model_stop_ids(model: &MimoModel, tokenizer: &Tokenizer) -> Vec<u32> {
+pub(super) fn model_stop_ids(model: &MimoModel, tokenizer: &Tokenizer) -> Vec<u32> {
     let mut ids = model.config().eos_token_ids.clone();
     ids.extend(tokenizer.eos_token_id());
     ids
 }
 
 /// A cache for `requests` left-padded to the longest prompt, with room for the longest budget.
-fn prefill_cache(model: &MimoModel, requests: &[GenerationRequest]) -> KvCache {
+pub(super) fn prefill_cache(model: &MimoModel, requests: &[GenerationRequest]) -> KvCache {
     let longest = requests
         .iter()
         .map(|r| r.prompt_ids.len())
@@ -462,7 +482,7 @@ fn prefill_cache(model: &MimoModel, requests: &[GenerationRequest]) -> KvCache {
 }
 
 /// The prompts of `requests` as one `(batch, longest)` tensor, left-padded with filler.
-fn left_padded_prompts(
+pub(super) fn left_padded_prompts(
     model: &MimoModel,
     requests: &[GenerationRequest],
 ) -> Result<Tensor, GenerateError> {
@@ -487,7 +507,7 @@ fn left_padded_prompts(
 }
 
 /// Marks every unfinished row aborted (the observer stopped the batch).
-fn abort<'a, 't: 'a>(rows: impl Iterator<Item = &'a mut Row<'t>>) {
+pub(super) fn abort<'a, 't: 'a>(rows: impl Iterator<Item = &'a mut Row<'t>>) {
     for row in rows.filter(|r| !r.done) {
         row.out.finish_reason = FinishReason::Aborted;
         row.done = true;

@@ -27,20 +27,78 @@ impl Sampler {
         Self { params, rng }
     }
 
+    /// Whether this request decodes greedily (temperature 0): it then draws no random numbers.
+    pub fn is_greedy(&self) -> bool {
+        self.params.temperature == 0.0
+    }
+
     /// Chooses the next token from `logits` (one row over the vocabulary).
     pub fn sample(&mut self, logits: &[f32]) -> Sampled {
-        let temperature = self.params.temperature;
-        if temperature == 0.0 {
-            let token = argmax(logits);
+        if self.is_greedy() {
+            let token = argmax(logits) as u32;
             return Sampled {
-                token: token as u32,
-                logprob: logits[token] - log_sum_exp(logits, 1.0),
+                token,
+                logprob: self.logprob(logits, token),
             };
         }
-        let inv_t = 1.0 / temperature;
-        let lse = log_sum_exp(logits, inv_t);
-        let logprob = |i: usize| logits[i] * inv_t - lse;
+        let kept = self.candidates(logits);
+        let mut r = self.rng.random::<f32>() * kept.total;
+        let mut chosen = kept.order[kept.order.len() - 1];
+        for (&i, &p) in kept.order.iter().zip(&kept.probs) {
+            if r < p {
+                chosen = i;
+                break;
+            }
+            r -= p;
+        }
+        Sampled {
+            token: chosen as u32,
+            logprob: self.logprob(logits, chosen as u32),
+        }
+    }
 
+    /// The distribution [`Self::sample`] draws from, dense over the vocabulary and normalised
+    /// (one-hot at the argmax when greedy): speculative sampling compares the target's and the
+    /// draft's distributions token by token.
+    pub fn probabilities(&self, logits: &[f32]) -> Vec<f32> {
+        let mut dense = vec![0.0; logits.len()];
+        if self.is_greedy() {
+            dense[argmax(logits)] = 1.0;
+            return dense;
+        }
+        let kept = self.candidates(logits);
+        for (&i, &p) in kept.order.iter().zip(&kept.probs) {
+            dense[i] = p / kept.total;
+        }
+        dense
+    }
+
+    /// `log softmax(logits / T)[token]` over the full vocabulary (T = 1 when greedy): the
+    /// log-probability reported with every generated token, however it was chosen.
+    pub fn logprob(&self, logits: &[f32], token: u32) -> f32 {
+        let scale = if self.is_greedy() {
+            1.0
+        } else {
+            1.0 / self.params.temperature
+        };
+        logits[token as usize] * scale - log_sum_exp(logits, scale)
+    }
+
+    /// Draws a token from a normalised dense distribution with this request's RNG.
+    pub(crate) fn draw(&mut self, probs: &[f32]) -> u32 {
+        draw(probs, self.rng.random::<f32>())
+    }
+
+    /// A uniform number in `[0, 1)` from this request's RNG (the acceptance test of a draft).
+    pub(crate) fn uniform(&mut self) -> f32 {
+        self.rng.random::<f32>()
+    }
+
+    /// Tokens that survive top-k, top-p and min-p, most likely first, with their
+    /// (unnormalised over the survivors) probabilities under temperature.
+    fn candidates(&self, logits: &[f32]) -> Candidates {
+        let inv_t = 1.0 / self.params.temperature;
+        let lse = log_sum_exp(logits, inv_t);
         let mut order: Vec<usize> = (0..logits.len()).collect();
         let top_k = self.params.top_k as usize;
         if top_k > 0 && top_k < order.len() {
@@ -49,7 +107,10 @@ impl Sampler {
         }
         order.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
 
-        let probs: Vec<f32> = order.iter().map(|&i| logprob(i).exp()).collect();
+        let mut probs: Vec<f32> = order
+            .iter()
+            .map(|&i| (logits[i] * inv_t - lse).exp())
+            .collect();
         let mut keep = probs.len();
         if self.params.top_p < 1.0 {
             let mut cumulative = 0.0;
@@ -65,21 +126,37 @@ impl Sampler {
             let floor = self.params.min_p * probs[0];
             keep = keep.min(probs.iter().take_while(|&&p| p >= floor).count().max(1));
         }
-        let total: f32 = probs[..keep].iter().sum();
-        let mut r = self.rng.random::<f32>() * total;
-        let mut chosen = order[keep - 1];
-        for (&i, &p) in order[..keep].iter().zip(&probs) {
-            if r < p {
-                chosen = i;
-                break;
-            }
-            r -= p;
-        }
-        Sampled {
-            token: chosen as u32,
-            logprob: logprob(chosen),
+        order.truncate(keep);
+        probs.truncate(keep);
+        let total = probs.iter().sum();
+        Candidates {
+            order,
+            probs,
+            total,
         }
     }
+}
+
+/// The tokens a sampled request may pick and their weights.
+struct Candidates {
+    order: Vec<usize>,
+    probs: Vec<f32>,
+    total: f32,
+}
+
+/// The token whose cumulative probability first exceeds `u` (the last positive one when
+/// rounding leaves `u` beyond the total).
+pub(crate) fn draw(probs: &[f32], u: f32) -> u32 {
+    let mut r = u * probs.iter().sum::<f32>();
+    let mut chosen = probs.iter().rposition(|&p| p > 0.0).unwrap_or(0);
+    for (i, &p) in probs.iter().enumerate() {
+        if p > 0.0 && r < p {
+            chosen = i;
+            break;
+        }
+        r -= p;
+    }
+    chosen as u32
 }
 
 /// Index of the largest logit (the first one on ties, as `torch.argmax`).

@@ -4,6 +4,10 @@
 //! one new column for the whole batch. Each row remembers its padding: its tokens' RoPE positions
 //! start at 0 after the padding, and the attention mask hides the padding columns. Storage grows
 //! by doubling, so a step never copies the whole cache unless capacity runs out.
+//!
+//! A row may also have *holes*: columns after its padding that it no longer attends to (draft
+//! tokens that speculative decoding rejected in this row but another row of the batch kept).
+//! Positions skip them and the mask hides them, so the row sees exactly its accepted tokens.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -17,6 +21,9 @@ struct LayerKv {
 pub struct KvCache {
     layers: Vec<Option<LayerKv>>,
     pads: Vec<usize>,
+    /// Per row, the sorted columns (at or after its padding) it ignores; may name columns not
+    /// written yet, so a lagging cache can learn its holes before it catches up.
+    holes: Vec<Vec<usize>>,
     len: usize,
     capacity: usize,
     /// Whether appended keys/values are kept; a training forward sees whole rows at once and
@@ -30,6 +37,7 @@ impl KvCache {
     pub fn new(num_layers: usize, pads: Vec<usize>, capacity: usize) -> Self {
         Self {
             layers: (0..num_layers).map(|_| None).collect(),
+            holes: vec![Vec::new(); pads.len()],
             pads,
             len: 0,
             capacity: capacity.max(1),
@@ -66,12 +74,23 @@ impl KvCache {
         &self.pads
     }
 
-    /// RoPE position of every row for the next `t` columns; padding columns get position 0.
+    /// Whether every row's positions are its column indices (no padding, no holes), so a step
+    /// can share one RoPE table slice and, for a single column, needs no mask.
+    pub fn is_dense(&self) -> bool {
+        self.pads.iter().all(|&p| p == 0) && self.holes.iter().all(Vec::is_empty)
+    }
+
+    /// RoPE position of every row for the next `t` columns: the row's columns before it that
+    /// are neither padding nor holes. Padding columns get position 0.
     pub fn positions(&self, t: usize) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.pads.len() * t);
-        for &pad in &self.pads {
+        for (&pad, holes) in self.pads.iter().zip(&self.holes) {
+            let mut skipped = holes.partition_point(|&h| h < self.len);
             for col in self.len..self.len + t {
-                out.push(col.saturating_sub(pad) as u32);
+                if col > self.len && holes.binary_search(&(col - 1)).is_ok() {
+                    skipped += 1;
+                }
+                out.push(col.saturating_sub(pad + skipped) as u32);
             }
         }
         out
@@ -88,15 +107,20 @@ impl KvCache {
         dtype: DType,
         device: &Device,
     ) -> candle_core::Result<Option<Tensor>> {
-        if t == 1 && self.pads.iter().all(|&p| p == 0) {
+        if t == 1 && self.is_dense() {
             return Ok(None);
         }
         let total = self.len + t;
         let mut data = Vec::with_capacity(self.pads.len() * t * total);
-        for &pad in &self.pads {
+        let mut hidden = vec![false; total];
+        for (&pad, holes) in self.pads.iter().zip(&self.holes) {
+            hidden.fill(false);
+            for &h in holes.iter().take_while(|&&h| h < total) {
+                hidden[h] = true;
+            }
             for q in self.len..total {
-                for k in 0..total {
-                    let visible = k == q || (k < q && k >= pad && q >= pad);
+                for (k, &hole) in hidden.iter().enumerate() {
+                    let visible = k == q || (k < q && k >= pad && q >= pad && !hole);
                     data.push(if visible { 0f32 } else { f32::NEG_INFINITY });
                 }
             }
@@ -109,6 +133,39 @@ impl KvCache {
     /// padding, so a new sequence can take a finished row's place mid-batch (continuous batching).
     pub fn restart_row(&mut self, row: usize) {
         self.pads[row] = self.len;
+        self.holes[row].clear();
+    }
+
+    /// Makes row `row` ignore `columns` from now on (written or not yet written): speculative
+    /// decoding hides the draft columns this row rejected while another row kept its own.
+    pub fn hide(&mut self, row: usize, columns: std::ops::Range<usize>) {
+        if columns.is_empty() {
+            return;
+        }
+        let holes = &mut self.holes[row];
+        holes.extend(columns);
+        holes.sort_unstable();
+        holes.dedup();
+    }
+
+    /// Forgets every column from `len` on (drafts no row kept), so the next step overwrites them.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        for holes in &mut self.holes {
+            holes.retain(|&h| h < self.len);
+        }
+    }
+
+    /// Appends `n` columns that every row ignores, without computing them: a lagging draft
+    /// cache skips history it will not attend to instead of paying a forward pass for it.
+    pub fn skip(&mut self, n: usize) -> candle_core::Result<()> {
+        let (start, end) = (self.len, self.len + n);
+        self.reserve(end)?;
+        for row in 0..self.pads.len() {
+            self.hide(row, start..end);
+        }
+        self.len = end;
+        Ok(())
     }
 
     /// Starts row `row` afresh with the `n` columns that end at `src`'s last column in row
@@ -134,6 +191,7 @@ impl KvCache {
             }
         }
         self.pads[row] = start;
+        self.holes[row].clear();
         Ok(())
     }
 
@@ -153,6 +211,9 @@ impl KvCache {
         for pad in &mut self.pads {
             *pad -= dead;
         }
+        for h in self.holes.iter_mut().flatten() {
+            *h -= dead;
+        }
         self.len = live;
         Ok(dead)
     }
@@ -170,13 +231,7 @@ impl KvCache {
         }
         let t = k.dim(2)?;
         let needed = self.len + t;
-        if needed > self.capacity {
-            self.capacity = needed.max(self.capacity * 2);
-            for slot in self.layers.iter_mut().flatten() {
-                slot.k = grow(&slot.k, self.capacity)?;
-                slot.v = grow(&slot.v, self.capacity)?;
-            }
-        }
+        self.reserve(needed)?;
         let slot = match &mut self.layers[layer] {
             Some(slot) => slot,
             empty => {
@@ -191,6 +246,34 @@ impl KvCache {
         slot.k.slice_set(&k.contiguous()?, 2, self.len)?;
         slot.v.slice_set(&v.contiguous()?, 2, self.len)?;
         Ok((slot.k.narrow(2, 0, needed)?, slot.v.narrow(2, 0, needed)?))
+    }
+
+    /// Grows the storage (by doubling) so that `needed` columns fit.
+    fn reserve(&mut self, needed: usize) -> candle_core::Result<()> {
+        if needed > self.capacity {
+            self.capacity = needed.max(self.capacity * 2);
+            for slot in self.layers.iter_mut().flatten() {
+                slot.k = grow(&slot.k, self.capacity)?;
+                slot.v = grow(&slot.v, self.capacity)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keys and values `(kv_heads, columns, head_dim)` of layer `layer` that row `row` attends
+    /// to (padding and holes left out), to compare a cache with another decode of the same text.
+    #[cfg(test)]
+    pub(crate) fn row_kv(&self, layer: usize, row: usize) -> candle_core::Result<(Tensor, Tensor)> {
+        let live: Vec<u32> = (self.pads[row]..self.len)
+            .filter(|c| self.holes[row].binary_search(c).is_err())
+            .map(|c| c as u32)
+            .collect();
+        let Some(slot) = &self.layers[layer] else {
+            candle_core::bail!("row_kv before the first forward pass");
+        };
+        let idx = Tensor::new(live.as_slice(), slot.k.device())?;
+        let pick = |t: &Tensor| t.get(row)?.index_select(&idx, 1);
+        Ok((pick(&slot.k)?, pick(&slot.v)?))
     }
 
     /// Marks `t` columns as written once every layer has appended them.
@@ -277,6 +360,40 @@ mod tests {
             vec![4., 5., 4., 5.],
             "the live column moved to the front"
         );
+    }
+
+    #[test]
+    fn holes_are_skipped_by_positions_and_hidden_by_the_mask() {
+        let dev = Device::Cpu;
+        let mut cache = KvCache::new(1, vec![0, 1], 8);
+        for _ in 0..3 {
+            let c = Tensor::zeros((2, 1, 1, 1), DType::F32, &dev).unwrap();
+            cache.append(0, &c, &c).unwrap();
+            cache.commit(1);
+        }
+        cache.hide(0, 1..2);
+        // A hole not written yet (a lagging cache learns it first) counts once it is passed.
+        cache.hide(1, 3..4);
+        assert!(!cache.is_dense());
+        assert_eq!(cache.positions(3), vec![2, 3, 4, 2, 2, 3]);
+        let m: Vec<f32> = cache
+            .mask(1, DType::F32, &dev)
+            .unwrap()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let inf = f32::NEG_INFINITY;
+        assert_eq!(m, vec![0., inf, 0., 0., inf, 0., 0., 0.]);
+        cache.truncate(2);
+        assert_eq!(
+            cache.positions(1),
+            vec![1, 1],
+            "holes past the end are forgotten"
+        );
+        cache.skip(2).unwrap();
+        assert_eq!((cache.len(), cache.positions(1)), (4, vec![1, 1]));
     }
 
     #[test]

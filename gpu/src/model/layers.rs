@@ -137,7 +137,7 @@ impl Rope {
         let positions = cache.positions(t);
         self.check_positions(&positions)?;
         let device = self.cos.device();
-        let (cos, sin) = if cache.pads().iter().all(|&p| p == 0) {
+        let (cos, sin) = if cache.is_dense() {
             let start = cache.len();
             (self.cos.narrow(0, start, t)?, self.sin.narrow(0, start, t)?)
         } else {

@@ -249,12 +249,47 @@ impl MimoModel {
         next_tokens: &Tensor,
         cache: &mut KvCache,
     ) -> Result<Tensor, ModelError> {
+        let out = self.mtp_states(k, hidden, next_tokens, cache)?;
+        Ok(self.lm_head.forward(&out)?)
+    }
+
+    /// [`Self::mtp_logits`] read at one column per row, `(batch, vocab)` in f32: speculative
+    /// decoding feeds the layer every new column (its cache needs them) but drafts from one
+    /// column per row, so the LM head runs only there.
+    pub fn mtp_logits_at(
+        &self,
+        k: usize,
+        hidden: &Tensor,
+        next_tokens: &Tensor,
+        cache: &mut KvCache,
+        columns: &[usize],
+    ) -> Result<Tensor, ModelError> {
+        let out = self.mtp_states(k, hidden, next_tokens, cache)?;
+        let (b, t, n) = out.dims3()?;
+        let rows: Vec<u32> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (i * t + c) as u32)
+            .collect();
+        let picked = out
+            .reshape((b * t, n))?
+            .index_select(&Tensor::new(rows.as_slice(), out.device())?, 0)?;
+        Ok(self.lm_head.forward(&picked)?.to_dtype(DType::F32)?)
+    }
+
+    fn mtp_states(
+        &self,
+        k: usize,
+        hidden: &Tensor,
+        next_tokens: &Tensor,
+        cache: &mut KvCache,
+    ) -> Result<Tensor, ModelError> {
         let layer = self.mtp_layer(k)?;
         let (_, t) = next_tokens.dims2()?;
         let ctx = self.rope.step(cache, t, self.dtype)?;
         let embeds = self.embed(next_tokens)?;
         let out = layer.forward(hidden, &embeds, &ctx, cache)?;
         cache.commit(t);
-        Ok(self.lm_head.forward(&out)?)
+        Ok(out)
     }
 }

@@ -1,10 +1,14 @@
 //! The local generator: the MiMo engine on this machine's device.
 
-use crucible_types::sampling::{FinishReason, SamplingParams};
+use crucible_types::sampling::{FinishReason, SamplingParams, Speculative};
 
 use super::EvalError;
 use super::generator::{Completion, Generator, sample_params};
-use crucible_gpu::engine::{GenerationRequest, generate_continuous};
+use crucible_gpu::engine::speculative::MAX_DRAFT_BATCH;
+use crucible_gpu::engine::{
+    GeneratedSequence, GenerationRequest, SpeculativeMetrics, generate_continuous,
+    generate_speculative,
+};
 use crucible_gpu::model::MimoModel;
 use crucible_gpu::tokenizer::{ChatMessage, Tokenizer, TokenizerError};
 
@@ -18,6 +22,8 @@ pub struct LocalGenerator<'m> {
     model: &'m MimoModel,
     tokenizer: &'m Tokenizer,
     max_batch: usize,
+    speculative: Speculative,
+    metrics: SpeculativeMetrics,
 }
 
 impl<'m> LocalGenerator<'m> {
@@ -27,6 +33,8 @@ impl<'m> LocalGenerator<'m> {
             model,
             tokenizer,
             max_batch: DEFAULT_MAX_BATCH,
+            speculative: Speculative::Off,
+            metrics: SpeculativeMetrics::default(),
         }
     }
 
@@ -34,6 +42,46 @@ impl<'m> LocalGenerator<'m> {
     pub fn with_max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
         self
+    }
+
+    /// Decodes with MTP drafting (same scores, faster where drafting pays). Drafting runs in
+    /// lockstep batches of at most [`MAX_DRAFT_BATCH`] rows, the widest that still gain, instead
+    /// of continuous batching.
+    pub fn with_speculative(mut self, speculative: Speculative) -> Self {
+        self.speculative = speculative;
+        self
+    }
+
+    /// Drafting counters over every call so far (empty when drafting is off).
+    pub fn speculative_metrics(&self) -> &SpeculativeMetrics {
+        &self.metrics
+    }
+
+    /// Decodes `requests` the configured way.
+    fn decode(
+        &mut self,
+        requests: &[GenerationRequest],
+    ) -> Result<Vec<GeneratedSequence>, EvalError> {
+        if self.speculative == Speculative::Off {
+            return Ok(generate_continuous(
+                self.model,
+                self.tokenizer,
+                requests,
+                self.max_batch,
+                &mut (),
+            )?);
+        }
+        let mut out = Vec::with_capacity(requests.len());
+        let mut metrics = SpeculativeMetrics::default();
+        for batch in requests.chunks(self.max_batch.min(MAX_DRAFT_BATCH)) {
+            let done =
+                generate_speculative(self.model, self.tokenizer, batch, self.speculative, &mut ())?;
+            out.extend(done.sequences);
+            metrics.merge(&done.metrics);
+        }
+        tracing::info!(requests = requests.len(), "{}", metrics.summary());
+        self.metrics.merge(&metrics);
+        Ok(out)
     }
 }
 
@@ -77,20 +125,15 @@ impl Generator for LocalGenerator<'_> {
             let room = u32::try_from(context - r.prompt_ids.len()).unwrap_or(u32::MAX);
             r.params.max_new_tokens = r.params.max_new_tokens.min(room);
         }
-        let flat: Vec<Completion> = generate_continuous(
-            self.model,
-            self.tokenizer,
-            &requests,
-            self.max_batch,
-            &mut (),
-        )?
-        .into_iter()
-        .map(|seq| Completion {
-            tokens: u32::try_from(seq.token_ids.len()).unwrap_or(u32::MAX),
-            truncated: seq.finish_reason == FinishReason::Length,
-            text: seq.text,
-        })
-        .collect();
+        let flat: Vec<Completion> = self
+            .decode(&requests)?
+            .into_iter()
+            .map(|seq| Completion {
+                tokens: u32::try_from(seq.token_ids.len()).unwrap_or(u32::MAX),
+                truncated: seq.finish_reason == FinishReason::Length,
+                text: seq.text,
+            })
+            .collect();
         let mut flat = flat.into_iter();
         Ok(prompts
             .iter()

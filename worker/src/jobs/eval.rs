@@ -10,7 +10,7 @@ use crate::heartbeat::JobSignals;
 use crate::lease::WorkerConfig;
 use crucible_gpu::model::{LoadOptions, MimoModel};
 use crucible_gpu::tokenizer::Tokenizer;
-use crucible_types::{JobSpec, Lease, MetricPoint, ModelSource};
+use crucible_types::{JobSpec, Lease, MetricPoint, ModelSource, Speculative};
 use std::path::Path;
 use uuid::Uuid;
 
@@ -51,10 +51,12 @@ impl ModelHandle {
         }
     }
 
-    /// A generator over the handle.
-    pub(super) fn generator(&mut self) -> Box<dyn Generator + '_> {
+    /// A generator over the handle; `speculative` applies to a local model.
+    pub(super) fn generator(&mut self, speculative: Speculative) -> Box<dyn Generator + '_> {
         match self {
-            ModelHandle::Local(m) => Box::new(LocalGenerator::new(&m.model, &m.tokenizer)),
+            ModelHandle::Local(m) => {
+                Box::new(LocalGenerator::new(&m.model, &m.tokenizer).with_speculative(speculative))
+            }
             ModelHandle::Remote(g) => Box::new(g),
         }
     }
@@ -107,7 +109,7 @@ pub(crate) fn run(
         .as_ref()
         .ok_or_else(|| JobError::invalid("eval job without a model"))?;
     let mut handle = ModelHandle::open(&model.source)?;
-    let mut generator = handle.generator();
+    let mut generator = handle.generator(spec.speculative);
     let mut before = 0u64;
     for (target, bench) in lease.evals.iter().zip(&benches) {
         let mut upload = |records| {

@@ -4,7 +4,7 @@ use super::JobError;
 use super::eval::ModelHandle;
 use crate::client::ServerClient;
 use crate::heartbeat::JobSignals;
-use crucible_types::{CompletionRecord, GenerateSpec, Lease};
+use crucible_types::{CompletionRecord, GenerateSpec, Lease, Speculative};
 
 /// Prompts per generation call (and per upload).
 const CHUNK: usize = 16;
@@ -25,7 +25,7 @@ pub(crate) fn run(
         .as_ref()
         .ok_or_else(|| JobError::invalid("generate job without a model"))?;
     let mut handle = ModelHandle::open(&model.source)?;
-    let mut generator = handle.generator();
+    let mut generator = handle.generator(Speculative::Off);
     let total = spec.prompts.len() as u64;
     for (c, chunk) in spec.prompts.chunks(CHUNK).enumerate() {
         if signals.should_stop() {

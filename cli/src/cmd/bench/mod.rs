@@ -5,6 +5,7 @@ mod dashboard;
 mod decode;
 mod rollout;
 mod server;
+mod speculative;
 mod tracking;
 mod train;
 mod verify;
@@ -26,6 +27,8 @@ pub enum Command {
     Batching(batching::Args),
     /// RL steps without dynamic sampling, with naive (lockstep) and seamless dynamic sampling.
     Rollout(rollout::Args),
+    /// Decode tokens/s with MTP speculative decoding against plain decoding, batch 1/8/64.
+    Speculative(speculative::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -38,5 +41,6 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Batching(args) => batching::run(args),
         Command::Rollout(args) => rollout::run(args),
+        Command::Speculative(args) => speculative::run(args),
     }
 }
