@@ -59,6 +59,7 @@ pub fn App() -> impl IntoView {
                 <span class="live" id="live" data-state=move || live.state.get() data-ticks=move || live.tick.get()>
                     {move || live.state.get()}
                 </span>
+                <pages::signin::ViewerBadge/>
             </nav>
             <main>
                 <Routes fallback=|| view! { <p class="empty">"No such page."</p> }>
@@ -72,6 +73,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/models") view=pages::datasets::ModelsPage/>
                     <Route path=path!("/jobs") view=pages::jobs::JobsPage/>
                     <Route path=path!("/jobs/new") view=pages::submit::SubmitPage/>
+                    <Route path=path!("/signin") view=pages::signin::SignInPage/>
                 </Routes>
             </main>
         </Router>

@@ -12,6 +12,9 @@ nav.top a[aria-current] { color:#fff; font-weight:600; }
 nav.top .brand { color:#fff; font-weight:700; margin-right:.8rem; }
 nav.top .live { margin-left:auto; font-size:12px; color:#9ca3af; }
 nav.top .live[data-state=live] { color:#4ade80; }
+nav.top .viewer { font-size:12px; color:#d1d5db; display:flex; gap:.6rem; align-items:center; }
+nav.top .viewer form.signout { margin:0; }
+nav.top .viewer button { font-size:12px; padding:.15rem .5rem; }
 main { padding:1rem 1.4rem 3rem; max-width:1400px; }
 h1 { font-size:1.4rem; margin:.4rem 0 .6rem; } h2 { font-size:1.1rem; margin:1.2rem 0 .5rem; }
 a { color:var(--accent); }

@@ -18,9 +18,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start everything needed to use Crucible locally (today: the server, with Postgres found or started).
+    /// Start Crucible on this machine: Postgres (found, or a cluster of its own kept across restarts), the server with the dashboard, a local worker and the shipped model; prints a sign-in link.
     Up(cmd::up::Args),
-    /// Run the REST server.
+    /// Run the server alone: REST API, MLflow-compatible API and dashboard (no worker).
     Serve(cmd::serve::Args),
     /// Manage API tokens.
     #[command(subcommand)]

@@ -1,12 +1,17 @@
-//! Bearer-token authentication. Tokens belong to a team; only their SHA-256 is stored.
+//! Authentication: bearer tokens for writes (and reads), a dashboard session cookie for reads
+//! from a browser. Tokens belong to a team; only their SHA-256 is stored.
 
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::store::sessions;
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use crucible_types::ReadScope;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::fmt::Display;
 use uuid::Uuid;
 
 /// Every token starts with this, so leaked tokens are easy to grep for.
@@ -20,23 +25,132 @@ pub struct AuthTeam {
 }
 
 impl AuthTeam {
-    /// Refuses to act on another team's resource.
-    pub fn check_owner(&self, owner: Uuid, what: &str) -> Result<(), AppError> {
-        if owner == self.team_id {
+    /// Refuses to act on another team's resource, as "not found": its existence does not leak.
+    pub fn check_owner(&self, owner: Uuid, what: impl Display) -> Result<(), AppError> {
+        ReadScope::Team(self.team_id).check(owner, what)
+    }
+}
+
+/// An object a team owns, so that one visibility rule serves every kind of object.
+pub trait Owned {
+    /// What the object is called in a "not found" message.
+    const KIND: &'static str;
+    /// The owning team.
+    fn owner(&self) -> Uuid;
+    /// The object's id.
+    fn id(&self) -> Uuid;
+}
+
+macro_rules! owned_by_team_id {
+    ($($ty:ty => $kind:literal),+ $(,)?) => {$(
+        impl Owned for $ty {
+            const KIND: &'static str = $kind;
+            fn owner(&self) -> Uuid {
+                self.team_id
+            }
+            fn id(&self) -> Uuid {
+                self.id
+            }
+        }
+    )+};
+}
+owned_by_team_id!(
+    crucible_types::Project => "project",
+    crucible_types::Dataset => "dataset",
+    crucible_types::Model => "model",
+    crucible_types::Job => "job",
+    crucible_types::Eval => "eval",
+    crucible_types::Worker => "worker",
+);
+
+impl Owned for crate::store::runs::OwnedRun {
+    const KIND: &'static str = "run";
+    fn owner(&self) -> Uuid {
+        self.team_id
+    }
+    fn id(&self) -> Uuid {
+        self.run.id
+    }
+}
+
+/// Visibility checks on a [`ReadScope`], in the API's error type.
+pub trait ScopeCheck {
+    /// `NotFound(what)` unless the object of `owner` is visible.
+    fn check(self, owner: Uuid, what: impl Display) -> Result<(), AppError>;
+    /// The object, or `NotFound` when it belongs to a team this scope does not see.
+    fn visible<T: Owned>(self, object: T) -> Result<T, AppError>;
+}
+
+impl ScopeCheck for ReadScope {
+    fn check(self, owner: Uuid, what: impl Display) -> Result<(), AppError> {
+        if self.sees(owner) {
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!(
-                "{what} belongs to another team"
-            )))
+            Err(AppError::NotFound(what.to_string()))
         }
     }
+
+    fn visible<T: Owned>(self, object: T) -> Result<T, AppError> {
+        self.check(object.owner(), format_args!("{} {}", T::KIND, object.id()))?;
+        Ok(object)
+    }
+}
+
+/// Who a read acts for: a token's team, a dashboard session's team, or — only where the
+/// deployment opened reads (`CRUCIBLE_OPEN_READS=1`) and the request carries neither — everyone.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer(pub ReadScope);
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            let team_id = team_for_token(&state.pool, bearer(parts)?).await?;
+            return Ok(Viewer(ReadScope::Team(team_id)));
+        }
+        if let Some(secret) = session_cookie(&parts.headers) {
+            let team = sessions::team(&state.pool, secret).await?;
+            return Ok(Viewer(ReadScope::Team(team.id)));
+        }
+        if state.open_reads {
+            return Ok(Viewer(ReadScope::Everyone));
+        }
+        Err(AppError::Unauthorized(
+            "reads are private to a team: send Authorization: Bearer <token>".into(),
+        ))
+    }
+}
+
+/// The name of the dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "crucible_session";
+
+/// The dashboard session secret in the request's cookies, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+        .filter(|v| !v.is_empty())
+}
+
+/// 32 random bytes in hex: session secrets and sign-in codes.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 /// A new random token: the prefix plus 32 random bytes in hex.
 pub fn generate_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+    format!("{TOKEN_PREFIX}{}", random_secret())
 }
 
 /// What the database stores for a token.
@@ -104,5 +218,23 @@ mod tests {
         assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 64);
         assert_eq!(hash_token(&a).len(), 32);
         assert_ne!(hash_token(&a), hash_token(&b));
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            "theme=dark; crucible_session=abc ; x=1".parse().unwrap(),
+        );
+        assert_eq!(session_cookie(&h), Some("abc"));
+        let mut other = HeaderMap::new();
+        other.append(
+            COOKIE,
+            "crucible_session_old=zzz; crucible_session="
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(session_cookie(&other), None);
     }
 }

@@ -26,9 +26,6 @@ pub enum AppError {
     /// No token, or an unknown/revoked one.
     #[error("{0}")]
     Unauthorized(String),
-    /// A valid token of another team.
-    #[error("{0}")]
-    Forbidden(String),
     /// The write contradicts stored state (e.g. changing a logged param).
     #[error("{message}")]
     Conflict {
@@ -58,7 +55,6 @@ impl AppError {
             AppError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             AppError::LeaseLost(_) => (StatusCode::CONFLICT, "lease_lost"),
             AppError::Db(sqlx::Error::RowNotFound) => (StatusCode::NOT_FOUND, "not_found"),

@@ -25,7 +25,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// The whole HTTP application — REST API, MLflow subset and the dashboard at `/`; `main` and the
 /// tests build it the same way.
 pub fn app(state: AppState) -> Router {
-    let dashboard = dashboard::router(state.pool.clone(), dashboard::find_site_root());
+    let dashboard = dashboard::router(state.clone(), dashboard::find_site_root());
     let app = Router::new()
         .nest("/api/v1", routes::api_v1())
         .nest("/api/2.0/mlflow", routes::mlflow::router())
@@ -37,32 +37,48 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// The layers every face of the server (REST, MLflow, dashboard) shares: a panic answers 500
-/// instead of dropping the connection, every 5xx is logged once with its cause, requests are traced.
+/// instead of dropping the connection, every 5xx is logged once with its cause, requests are
+/// traced (by path, never with their query).
 pub fn with_error_layers(router: Router) -> Router {
     router
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(error::log_server_errors))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path only: a query string can carry a one-time sign-in code, and
+        // no secret is ever logged.
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+            },
+        ))
 }
 
 /// State for `pool`, with the live-update listener started. `CRUCIBLE_LEASE_SECONDS` overrides
-/// the job lease length.
+/// the job lease length; `CRUCIBLE_OPEN_READS=1` lets requests without a token read every team's
+/// objects (a deliberate choice of the deployment: reads are team-private otherwise).
 pub fn state(pool: PgPool) -> AppState {
     let lease_seconds = std::env::var("CRUCIBLE_LEASE_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|s| *s > 0)
         .unwrap_or(state::DEFAULT_LEASE_SECONDS);
-    state_with_lease(pool, lease_seconds)
+    let mut state = state_with_lease(pool, lease_seconds);
+    state.open_reads = std::env::var("CRUCIBLE_OPEN_READS").is_ok_and(|v| v == "1" || v == "true");
+    if state.open_reads {
+        tracing::warn!(
+            "CRUCIBLE_OPEN_READS is set: anyone who can reach the server reads every team's data"
+        );
+    }
+    state
 }
 
-/// State with an explicit lease length (tests shorten it).
+/// State with an explicit lease length and team-private reads (tests shorten the lease).
 pub fn state_with_lease(pool: PgPool, lease_seconds: u32) -> AppState {
     let live = live::spawn_listener(pool.clone());
     AppState {
         pool,
         live,
         lease_seconds,
+        open_reads: false,
     }
 }
 

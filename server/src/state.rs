@@ -1,6 +1,6 @@
 //! Shared state of every handler: the pool and the live-event fan-out.
 
-use crucible_types::LiveEvent;
+use crate::live::TeamEvent;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 
@@ -10,9 +10,12 @@ pub struct AppState {
     /// The database.
     pub pool: PgPool,
     /// Events received through Postgres LISTEN, fanned out to SSE subscribers.
-    pub live: broadcast::Sender<LiveEvent>,
+    pub live: broadcast::Sender<TeamEvent>,
     /// How long a job lease lasts without a heartbeat before the job returns to the queue.
     pub lease_seconds: u32,
+    /// Whether a request without a token may read every team's objects (`CRUCIBLE_OPEN_READS=1`);
+    /// off by default: reads are team-private.
+    pub open_reads: bool,
 }
 
 /// Default lease: long enough to ride out a slow upload, short enough that a dead worker's job

@@ -22,6 +22,7 @@ async fn import(api: &Api, t: &str, query: &str, body: &str) -> (StatusCode, ser
 async fn datasets_version_by_content(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let v1 = "{\"problem\":\"1+1\",\"answer\":\"2\"}\n{\"problem\":\"2+3\",\"answer\":5}\n";
     let (s, first) = import(&api, &t, "name=arith&kind=math&source=gen.jsonl", v1).await;
     assert_eq!(s, StatusCode::CREATED, "{first}");
@@ -74,6 +75,7 @@ async fn datasets_version_by_content(pool: PgPool) {
 async fn bad_jsonl_names_the_line_and_stores_nothing(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let body = "{\"question\":\"q\",\"choices\":[\"a\",\"b\"],\"answer\":\"A\"}\n{\"question\":\"q\",\"choices\":[\"a\",\"b\"],\"answer\":\"E\"}\n";
     assert_error(
         import(&api, &t, "name=c&kind=choice", body).await,
@@ -109,6 +111,7 @@ async fn real_benchmark_files_import(pool: PgPool) {
     };
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     for (file, kind, rows) in [
         ("math500/test.jsonl", "math", 500),
         ("humaneval/HumanEval.jsonl", "code", 164),
@@ -125,6 +128,7 @@ async fn real_benchmark_files_import(pool: PgPool) {
 async fn models_register_with_checked_sources(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("config.json"),

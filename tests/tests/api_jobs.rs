@@ -23,6 +23,7 @@ fn eval_job(model: &str, benchmarks: Value) -> Value {
 async fn submission_is_validated_and_creates_run_and_evals(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let m = api.local_model(&t, "tiny", json!([])).await;
     let (s, job) = api
         .post(
@@ -113,8 +114,8 @@ async fn submission_is_validated_and_creates_run_and_evals(pool: PgPool) {
     assert_error(
         api.post("/api/v1/jobs", &other, eval_job(&m, json!(["gsm8k"])))
             .await,
-        StatusCode::FORBIDDEN,
-        None,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("spec.model_id"),
     );
     let (_, jobs) = api.get("/api/v1/jobs").await;
     assert_eq!(
@@ -129,6 +130,7 @@ async fn submission_is_validated_and_creates_run_and_evals(pool: PgPool) {
 async fn jobs_that_cannot_run_are_refused_before_they_are_queued(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let m = api.local_model(&t, "tiny", json!([])).await;
     let ghost = uuid::Uuid::new_v4();
     let eval = |extra: Value| {
@@ -203,6 +205,7 @@ async fn jobs_that_cannot_run_are_refused_before_they_are_queued(pool: PgPool) {
 async fn leases_match_capabilities_priority_and_team(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let m = api.local_model(&t, "tiny", json!([])).await;
     let job_of = |prio: i32, device: Option<&str>| json!({ "spec": { "kind": "generate", "model_id": m, "prompts": ["2+2="] }, "priority": prio, "requirements": { "device": device, "min_memory_gb": 10.0 } });
     let (_, low) = api.post("/api/v1/jobs", &t, job_of(0, None)).await;
@@ -247,8 +250,8 @@ async fn leases_match_capabilities_priority_and_team(pool: PgPool) {
         .await;
     assert_eq!(
         s,
-        StatusCode::FORBIDDEN,
-        "a token cannot drive another team's worker"
+        StatusCode::NOT_FOUND,
+        "a token cannot drive (or learn of) another team's worker"
     );
     let gpu = worker(&api, &t, json!(["cuda", "cpu"]), 80.0).await;
     let (_, l3) = api
@@ -261,6 +264,7 @@ async fn leases_match_capabilities_priority_and_team(pool: PgPool) {
 async fn silent_workers_lose_the_lease_and_attempts_are_bounded(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let m = api.local_model(&t, "tiny", json!([])).await;
     let mut job = eval_job(&m, json!(["gsm8k"]));
     job["max_attempts"] = json!(2);
@@ -327,6 +331,7 @@ async fn silent_workers_lose_the_lease_and_attempts_are_bounded(pool: PgPool) {
 async fn cancellation_of_queued_and_running_jobs(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let m = api.local_model(&t, "tiny", json!([])).await;
     let (_, queued) = api
         .post("/api/v1/jobs", &t, eval_job(&m, json!(["gsm8k"])))
@@ -396,6 +401,7 @@ fn sample(p: i32, s: i32, correct: bool) -> Value {
 async fn samples_are_idempotent_and_scores_reach_the_leaderboard(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let train_text = "Natalia sold clips to 48 of her friends in April and then she sold half as many clips in May";
     let body = format!("{{\"problem\":\"{train_text}\",\"answer\":\"72\"}}\n");
     let (_, ds) = api

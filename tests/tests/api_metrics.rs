@@ -12,6 +12,7 @@ use std::time::Duration;
 async fn setup(pool: &PgPool) -> (Api, String, String) {
     let api = Api::new(pool.clone());
     let t = token(pool, "alpha").await;
+    api.read_as(&t).await;
     let project = api.project(&t, "p").await;
     let run = api.run(&t, &project, json!({ "kind": "rl" })).await;
     (api, t, run["id"].as_str().unwrap().to_string())
@@ -444,6 +445,7 @@ async fn live_events_reach_sse_subscribers(pool: PgPool) {
     let client = reqwest::Client::new();
     let res = client
         .get(format!("http://{addr}/api/v1/events?run_id={run}"))
+        .bearer_auth(&t)
         .send()
         .await
         .unwrap();
@@ -490,7 +492,7 @@ async fn live_events_reach_sse_subscribers(pool: PgPool) {
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
     api.post(
         &format!("/api/v1/runs/{run}/metrics"),
         &t,

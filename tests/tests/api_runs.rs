@@ -11,6 +11,7 @@ use sqlx::PgPool;
 async fn projects_are_created_listed_and_validated(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let id = api.project(&t, "mimo-rl").await;
     let (s, p) = api.get(&format!("/api/v1/projects/{id}")).await;
     assert_eq!((s, p["name"].as_str()), (StatusCode::OK, Some("mimo-rl")));
@@ -96,8 +97,8 @@ async fn a_team_cannot_touch_another_teams_runs(pool: PgPool) {
     assert_error(
         api.post("/api/v1/runs", &b, json!({ "project_id": project }))
             .await,
-        StatusCode::FORBIDDEN,
-        None,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("project_id"),
     );
     let patch = api
         .call(
@@ -107,7 +108,7 @@ async fn a_team_cannot_touch_another_teams_runs(pool: PgPool) {
             Some(json!({ "status": "killed" })),
         )
         .await;
-    assert_error(patch, StatusCode::FORBIDDEN, None);
+    assert_error(patch, StatusCode::NOT_FOUND, None);
     let metrics = api
         .post(
             &format!("/api/v1/runs/{id}/metrics"),
@@ -115,19 +116,20 @@ async fn a_team_cannot_touch_another_teams_runs(pool: PgPool) {
             json!({ "points": [{ "key": "x", "step": 0, "value": 1.0 }] }),
         )
         .await;
-    assert_error(metrics, StatusCode::FORBIDDEN, None);
+    assert_error(metrics, StatusCode::NOT_FOUND, None);
     assert_error(
         api.post(&format!("/api/v1/runs/{id}/params"), &b, json!({ "lr": 1 }))
             .await,
-        StatusCode::FORBIDDEN,
+        StatusCode::NOT_FOUND,
         None,
     );
     assert_error(
         api.post(&format!("/api/v1/runs/{id}/tags"), &b, json!({ "t": 1 }))
             .await,
-        StatusCode::FORBIDDEN,
+        StatusCode::NOT_FOUND,
         None,
     );
+    api.read_as(&a).await;
     let (_, after) = api.get(&format!("/api/v1/runs/{id}")).await;
     assert_eq!(after["status"], "running");
     assert_eq!(after["params"], json!({}));
@@ -140,6 +142,7 @@ async fn a_team_cannot_touch_another_teams_runs(pool: PgPool) {
 async fn run_lifecycle_params_and_tags(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let project = api.project(&t, "p").await;
     let run = api
         .run(&t, &project, json!({ "name": "grpo-1", "kind": "rl", "status": "queued", "params": { "lr": 1e-6, "group": 16, "clip_higher": true },
@@ -273,6 +276,7 @@ async fn run_lifecycle_params_and_tags(pool: PgPool) {
 async fn runs_list_with_filters_sort_and_pages(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let p1 = api.project(&t, "p1").await;
     let p2 = api.project(&t, "p2").await;
     for (i, kind) in ["rl", "sft", "eval", "rl", "rl"].iter().enumerate() {

@@ -25,6 +25,7 @@ async fn register(api: &Api, t: &str, name: &str) -> String {
 async fn registration_refuses_garbage_naming_the_field(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let cpu = json!(["cpu"]);
     let eval = json!(["eval"]);
     let m = json!(8.0);
@@ -90,6 +91,7 @@ async fn registration_refuses_garbage_naming_the_field(pool: PgPool) {
 async fn silent_workers_show_offline_then_leave_the_list(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let live = register(&api, &t, "live").await;
     let silent = register(&api, &t, "silent").await;
     let gone = register(&api, &t, "gone").await;
@@ -146,6 +148,7 @@ async fn silent_workers_show_offline_then_leave_the_list(pool: PgPool) {
 async fn a_succeeded_job_shows_all_its_work_done(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let body = registration("w", json!(["cpu"]), json!(8.0), json!(["generate"]));
     let (_, w) = api.post("/api/v1/workers", &t, body).await;
     let w = w["id"].as_str().unwrap().to_string();

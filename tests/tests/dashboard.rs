@@ -26,6 +26,7 @@ struct Seeded {
 /// right, wrong and mixed problems, a worker and its job.
 async fn seed(api: &Api, pool: &PgPool) -> Seeded {
     let t = token(pool, "alpha").await;
+    api.read_as(&t).await;
     let project = api.project(&t, "gsm8k-sft").await;
     let run = api
         .run(
@@ -306,8 +307,8 @@ async fn every_page_renders_its_data_on_the_server(pool: PgPool) {
     );
     assert_page(
         &api.html("/jobs/new").await,
-        &["mimo-tiny", "synthetic", "gsm8k", "form[token]"],
-        &[],
+        &["mimo-tiny", "synthetic", "gsm8k", "team alpha", "Sign out"],
+        &["form[token]"],
     );
 
     let missing = api.html(&format!("/runs/{}", uuid::Uuid::new_v4())).await;
@@ -331,32 +332,35 @@ async fn the_leaderboard_pages_and_filters_by_team(pool: PgPool) {
     let best = leased_eval(&api, &beta, "beta-best", 1).await;
     finish_eval(&api, &beta, &best, 10, (0.9, 0.8, 0.95)).await;
 
+    // The board is the signed-in team's: alpha's 101 models, never beta's.
+    api.read_as(&alpha).await;
     assert_page(
         &api.html("/leaderboard").await,
-        &[
-            "102 models × 1 benchmarks",
-            "beta-best",
-            "m100",
-            "m002",
-            "page 1 of 2",
-        ],
-        &["m001", "m000"],
+        &["101 models × 1 benchmarks", "m100", "m001", "page 1 of 2"],
+        &["m000", "beta-best"],
     );
     assert_page(
         &api.html("/leaderboard?page=1").await,
-        &["m001", "m000", "page 2 of 2"],
-        &["beta-best", "m002"],
+        &["m000", "page 2 of 2"],
+        &["beta-best", "m001"],
     );
+    // Asking for another team's board shows nothing of it.
     assert_page(
         &api.html(&format!("/leaderboard?team={}", best.team)).await,
-        &["1 models × 1 benchmarks", "beta-best"],
-        &["m100", "m000"],
+        &[],
+        &["beta-best", "m100"],
     );
     // Sorted by model name instead, the first page starts with the alphabetically first models.
     assert_page(
         &api.html("/leaderboard?sort=model").await,
-        &["beta-best", "m000", "m098"],
-        &["m099", "m100"],
+        &["m000", "m099"],
+        &["m100", "beta-best"],
+    );
+    api.read_as(&beta).await;
+    assert_page(
+        &api.html("/leaderboard").await,
+        &["1 models × 1 benchmarks", "beta-best"],
+        &["m100", "m000"],
     );
 }
 
@@ -401,7 +405,6 @@ async fn the_submit_form_names_the_bad_field_and_queues_nothing(pool: PgPool) {
     let s = seed(&api, &pool).await;
     let before = job_count(&pool).await;
     let good = [
-        ("token", s.token.as_str()),
         ("model_id", s.model.as_str()),
         ("benchmark", "synthetic"),
         ("n_samples", "2"),
@@ -415,8 +418,6 @@ async fn the_submit_form_names_the_bad_field_and_queues_nothing(pool: PgPool) {
             .collect()
     };
     for (field, value) in [
-        ("token", ""),
-        ("token", "cru_not-a-real-token"),
         ("model_id", "not-a-model"),
         ("benchmark", ""),
         ("benchmark", "gsm9k"),
@@ -441,15 +442,7 @@ async fn the_submit_form_names_the_bad_field_and_queues_nothing(pool: PgPool) {
     }
     // A model id that parses but is unknown is caught by the server's own submission rules.
     let unknown = uuid::Uuid::new_v4().to_string();
-    let outcome = submit(
-        &api,
-        &[
-            ("token", &s.token),
-            ("model_id", &unknown),
-            ("benchmark", "synthetic"),
-        ],
-    )
-    .await;
+    let outcome = submit(&api, &[("model_id", &unknown), ("benchmark", "synthetic")]).await;
     assert!(outcome.get("Invalid").is_some(), "{outcome}");
     assert_eq!(
         job_count(&pool).await,
@@ -613,6 +606,26 @@ async fn dashboard_in_headless_chromium(pool: PgPool) {
     let driver = start_driver().await;
     let c = browser(&driver).await;
 
+    // Signed out, the dashboard shows nothing of the team's and offers to sign in.
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_for(&c, r#"#viewer a[href="/signin"]"#).await;
+    assert!(c.find_all(Locator::Css("#runs")).await.unwrap().is_empty());
+    // The link `crucible up` prints signs the browser in, and the code leaves the address bar.
+    let code = {
+        let mut conn = pool.acquire().await.unwrap();
+        crucible_server::store::sessions::create_link(&mut conn, &s.token)
+            .await
+            .unwrap()
+    };
+    c.goto(&format!("{base}/auth/link?code={code}"))
+        .await
+        .unwrap();
+    wait_for(&c, r#"#viewer[data-team="alpha"]"#).await;
+    wait_for(&c, "#runs").await;
+    let url = c.current_url().await.unwrap();
+    assert_eq!((url.path(), url.query()), ("/", None), "{url}");
+    assert!(!url.as_str().contains(&code));
+
     // Every page opens, hydrates and is captured.
     let pages = [
         ("runs", "/".to_string(), "#runs"),
@@ -737,7 +750,8 @@ async fn dashboard_in_headless_chromium(pool: PgPool) {
     wait_for(&c, r#"details.problem.wrong[data-problem="syn-1"]"#).await;
     screenshot(&c, "eval-all-wrong").await;
 
-    // The submit form in the browser: a wrong token is named, then a good submission queues.
+    // The submit form in the browser, as the signed-in team: a bad field is named, then a good
+    // submission queues — no token pasted anywhere.
     c.goto(&format!("{base}/jobs/new")).await.unwrap();
     wait_live(&c).await;
     let field = |name: &'static str| {
@@ -748,7 +762,13 @@ async fn dashboard_in_headless_chromium(pool: PgPool) {
                 .unwrap()
         }
     };
-    field("token").await.send_keys("cru_wrong").await.unwrap();
+    assert!(
+        c.find_all(Locator::Css(r#"[name="form[token]"]"#))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    field("temperature").await.send_keys("hot").await.unwrap();
     field("model_id")
         .await
         .select_by_value(&s.model)
@@ -765,12 +785,10 @@ async fn dashboard_in_headless_chromium(pool: PgPool) {
         .click()
         .await
         .unwrap();
-    wait_for(&c, r#".field-error[data-field="token"]"#).await;
+    wait_for(&c, r#".field-error[data-field="temperature"]"#).await;
     screenshot(&c, "submit-invalid").await;
     let before = job_count(&pool).await;
-    let token_input = field("token").await;
-    token_input.clear().await.unwrap();
-    token_input.send_keys(&s.token).await.unwrap();
+    field("temperature").await.clear().await.unwrap();
     field("n_samples").await.send_keys("2").await.unwrap();
     field("limit").await.send_keys("4").await.unwrap();
     c.find(Locator::Css("#submit-button"))
@@ -786,6 +804,49 @@ async fn dashboard_in_headless_chromium(pool: PgPool) {
     let (st, j) = api.get(&format!("/api/v1/jobs/{job}")).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(j["spec"]["limit"], 4);
+
+    // Sign-out ends the session: the pages show nothing again.
+    c.find(Locator::Css("#signout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "#signin").await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_for(&c, r#"#viewer a[href="/signin"]"#).await;
+    assert!(c.find_all(Locator::Css("#runs")).await.unwrap().is_empty());
+    // The printed link was spent; a wrong token is refused with a clear message.
+    c.goto(&format!("{base}/auth/link?code={code}"))
+        .await
+        .unwrap();
+    let spent = wait_for(&c, "#signin-error").await;
+    assert!(spent.text().await.unwrap().contains("already used"));
+    let sign_in_with = |token: String| {
+        let c = c.clone();
+        async move {
+            let input = c
+                .find(Locator::Css(r#"#signin [name="token"]"#))
+                .await
+                .unwrap();
+            input.clear().await.unwrap();
+            input.send_keys(&token).await.unwrap();
+            c.find(Locator::Css(r#"#signin button[type="submit"]"#))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    };
+    sign_in_with("crc_wrong".into()).await;
+    let wrong = wait_for(&c, "#signin-error").await;
+    assert!(wrong.text().await.unwrap().contains("unknown"));
+    screenshot(&c, "signin-refused").await;
+    // The token by hand signs in too.
+    sign_in_with(s.token.clone()).await;
+    wait_for(&c, r#"#viewer[data-team="alpha"]"#).await;
+    wait_for(&c, "#runs").await;
 
     c.close().await.unwrap();
     eprintln!("dashboard screenshots: {}", screenshot_dir().display());

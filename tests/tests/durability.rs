@@ -402,6 +402,7 @@ async fn acknowledged_points_survive_postgres_and_server_crashes() {
     let server = Server::start(&cluster.url(), &server.addr);
     let history: Value = client
         .get(format!("{metrics}/history?key={KEY}"))
+        .bearer_auth(&token)
         .send()
         .await
         .expect("history")
@@ -446,6 +447,7 @@ async fn acknowledged_points_survive_postgres_and_server_crashes() {
 async fn a_resent_batch_changes_nothing(pool: PgPool) {
     let api = common::Api::new(pool.clone());
     let t = common::token(&pool, "alpha").await;
+    api.read_as(&t).await;
     let project = api.project(&t, "p").await;
     let run = api.run(&t, &project, json!({ "kind": "rl" })).await;
     let run = run["id"].as_str().unwrap();

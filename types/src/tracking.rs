@@ -431,6 +431,42 @@ pub struct Team {
     pub name: String,
 }
 
+/// Whose objects a reader may see. Reads are team-private: a token (or a dashboard session) sees
+/// its own team's objects only, and another team's are "not found", so their existence does not
+/// leak. `Everyone` exists only where a deployment opened reads on purpose (`CRUCIBLE_OPEN_READS=1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadScope {
+    /// One team's objects.
+    Team(Uuid),
+    /// Every team's objects (an open-reads deployment, read without a token).
+    Everyone,
+}
+
+impl ReadScope {
+    /// The team reads are narrowed to; `None` means all teams.
+    pub fn team(self) -> Option<Uuid> {
+        match self {
+            ReadScope::Team(t) => Some(t),
+            ReadScope::Everyone => None,
+        }
+    }
+
+    /// Whether an object owned by `owner` is visible.
+    pub fn sees(self, owner: Uuid) -> bool {
+        self.team().is_none_or(|t| t == owner)
+    }
+
+    /// A listing's team filter under this scope: the caller's own team whatever was asked, or
+    /// `None` when the caller asked for another team's (which it cannot see: an empty listing).
+    pub fn narrow(self, requested: Option<Uuid>) -> Option<Option<Uuid>> {
+        match (self, requested) {
+            (ReadScope::Everyone, r) => Some(r),
+            (ReadScope::Team(t), Some(r)) if r != t => None,
+            (ReadScope::Team(t), _) => Some(Some(t)),
+        }
+    }
+}
+
 /// Filters, order and page of a run listing.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]

@@ -9,8 +9,6 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EvalForm {
-    /// API token of the team submitting.
-    pub token: String,
     /// Model id.
     pub model_id: String,
     /// Benchmark name.
@@ -39,12 +37,6 @@ impl EvalForm {
     /// ([`SubmitJob::validate`]), so the form refuses exactly what the server would.
     pub fn to_job(&self) -> Result<SubmitJob, (String, String)> {
         let invalid = |field: &str, message: &str| Err((field.to_string(), message.to_string()));
-        if self.token.trim().is_empty() {
-            return invalid(
-                "token",
-                "an API token is required (crucible up prints one; crucible token create --team NAME makes more)",
-            );
-        }
         let Ok(model_id) = self.model_id.trim().parse::<Uuid>() else {
             return invalid("model_id", "choose a model");
         };

@@ -23,6 +23,24 @@ pub use ssr::{DashboardSource, Source, SourceError, SourceFuture};
 #[cfg(feature = "ssr")]
 use ssr::{fail, form_field, futures_join, source};
 
+/// Who is looking at the dashboard. The server resolves it from the session cookie before any page
+/// renders; every server function reads as this viewer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Viewer {
+    /// Signed in: reads and submissions act for this team.
+    SignedIn(Team),
+    /// Not signed in on a deployment with open reads: every team's objects, read-only.
+    OpenReads,
+    /// Not signed in: nothing is shown until the viewer signs in at `/signin`.
+    SignedOut,
+}
+
+/// Who is looking (the navigation bar shows the team, or a sign-in link).
+#[server(prefix = "/dash", endpoint = "viewer", input = Json)]
+pub async fn fetch_viewer() -> Result<Viewer, ServerFnError> {
+    Ok(source()?.0.viewer())
+}
+
 /// The runs table with what its filters offer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunsView {
@@ -112,7 +130,7 @@ pub struct LeaderboardView {
     pub rows: Vec<BoardRow>,
     /// Models on the whole board.
     pub total_models: i64,
-    /// Every team.
+    /// The teams the viewer sees (its own, unless reads are open).
     pub teams: Vec<Team>,
 }
 
@@ -437,7 +455,7 @@ pub async fn submit_eval(form: EvalForm) -> Result<SubmitOutcome, ServerFnError>
         Ok(job) => job,
         Err((field, message)) => return Ok(SubmitOutcome::Invalid { field, message }),
     };
-    match source()?.0.submit(form.token.trim().to_string(), job).await {
+    match source()?.0.submit(job).await {
         Ok(job) => Ok(SubmitOutcome::Queued { job_id: job.id }),
         Err(SourceError {
             field: Some(field),

@@ -1,5 +1,6 @@
 //! The server side of the dashboard's data: the [`DashboardSource`] the server implements over
-//! its store, and what every server function body needs to reach it.
+//! its store — one per request, bound to whoever signed in — and what every server function body
+//! needs to reach it.
 
 use crucible_types::{
     CompletionRecord, Dataset, DatasetRows, Eval, Job, LeaderboardRow, MetricSeries, MetricSummary,
@@ -7,6 +8,8 @@ use crucible_types::{
 };
 use leptos::prelude::*;
 use uuid::Uuid;
+
+use super::Viewer;
 
 /// An error from the data source: the field at fault (when there is one) and a message.
 #[derive(Debug, Clone)]
@@ -21,8 +24,11 @@ pub struct SourceError {
 pub type SourceFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SourceError>> + Send + 'a>>;
 
-/// Where the server functions read from; the server implements it over its store.
+/// Where the server functions read from; the server implements it over its store, scoped to the
+/// request's [`Viewer`]: every read sees that team's objects only, and a signed-out viewer none.
 pub trait DashboardSource: Send + Sync + 'static {
+    /// Who is looking.
+    fn viewer(&self) -> Viewer;
     /// Every project.
     fn projects(&self) -> SourceFuture<'_, Vec<Project>>;
     /// A filtered, sorted page of runs.
@@ -53,7 +59,7 @@ pub trait DashboardSource: Send + Sync + 'static {
     ) -> SourceFuture<'_, Vec<ProblemSamples>>;
     /// The leaderboard, optionally of one team.
     fn leaderboard(&self, team_id: Option<Uuid>) -> SourceFuture<'_, Vec<LeaderboardRow>>;
-    /// Every team.
+    /// The teams the viewer sees (the leaderboard's team filter).
     fn teams(&self) -> SourceFuture<'_, Vec<Team>>;
     /// Every dataset.
     fn datasets(&self) -> SourceFuture<'_, Vec<Dataset>>;
@@ -67,8 +73,8 @@ pub trait DashboardSource: Send + Sync + 'static {
     fn jobs(&self) -> SourceFuture<'_, Vec<Job>>;
     /// Registered workers.
     fn workers(&self) -> SourceFuture<'_, Vec<Worker>>;
-    /// Queues a job for the team that owns `token`.
-    fn submit(&self, token: String, job: crucible_types::SubmitJob) -> SourceFuture<'_, Job>;
+    /// Queues a job for the signed-in team.
+    fn submit(&self, job: crucible_types::SubmitJob) -> SourceFuture<'_, Job>;
 }
 
 /// The source in context, shared by every request.
@@ -91,7 +97,6 @@ pub(crate) fn form_field(api_field: &str) -> &str {
     let last = api_field.rsplit('.').next().unwrap_or(api_field);
     match last {
         "benchmarks" => "benchmark",
-        "authorization" => "token",
         other => other,
     }
 }

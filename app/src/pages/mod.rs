@@ -6,6 +6,7 @@ pub mod jobs;
 pub mod leaderboard;
 pub mod run;
 pub mod runs;
+pub mod signin;
 pub mod submit;
 
 use leptos::prelude::*;

@@ -1,5 +1,6 @@
-//! Submit an eval job from a form. The server validates it (the same rules as `POST /api/v1/jobs`)
-//! and answers with the queued job or the field at fault, shown beside that field.
+//! Submit an eval job from a form, as the signed-in team. The server validates it (the same rules
+//! as `POST /api/v1/jobs`) and answers with the queued job or the field at fault, shown beside
+//! that field.
 
 use crate::api::{SubmitEval, SubmitOutcome, fetch_submit_choices};
 use crate::components::{ErrorBox, Loading};
@@ -28,10 +29,7 @@ pub fn SubmitPage() -> impl IntoView {
                     Err(e) => view! { <ErrorBox message=e.to_string()/> }.into_any(),
                     Ok(c) => view! {
                         <ActionForm action=submit attr:id="submit-eval" attr:class="form">
-                            <label>"API token"
-                                <input type="password" name="form[token]" autocomplete="off" placeholder="crucible up prints one"/>
-                                {field_error("token")}
-                            </label>
+                            {field_error("authorization")}
                             <label>"Model"
                                 <select name="form[model_id]">
                                     <option value="">"choose a model"</option>

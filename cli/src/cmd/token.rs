@@ -2,7 +2,7 @@
 
 use crate::cmd::db::DbArgs;
 use anyhow::{Context, Result};
-use crucible_server::store::teams;
+use crucible_server::store::{sessions, teams};
 
 /// Token subcommands.
 #[derive(clap::Subcommand)]
@@ -31,6 +31,17 @@ pub async fn create(db: &DbArgs, team: &str, name: &str) -> Result<String> {
     let token = teams::create_token(&mut tx, team_id, name).await?;
     tx.commit().await?;
     Ok(token)
+}
+
+/// A one-time code that signs a browser into the dashboard as `token`'s team (`crucible up`
+/// prints it as a link, so a new user never pastes a token).
+pub async fn sign_in_code(db: &DbArgs, token: &str) -> Result<String> {
+    let url = db.resolve().await?;
+    let pool = crucible_server::connect(&url)
+        .await
+        .context("cannot connect to Postgres")?;
+    let mut conn = pool.acquire().await?;
+    Ok(sessions::create_link(&mut conn, token).await?)
 }
 
 /// Runs the subcommand.

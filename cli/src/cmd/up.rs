@@ -89,14 +89,17 @@ fn register_default(client: &ServerClient, dir: &Path) -> Result<uuid::Uuid> {
 pub fn run(args: Args) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
         let token = crate::cmd::token::create(&args.serve.db, &args.team, "crucible up").await?;
+        let code = crate::cmd::token::sign_in_code(&args.serve.db, &token).await?;
         let base = format!("http://{}", args.serve.bind);
         let server = tokio::spawn(async move { serve::serve(&args.serve).await });
         wait_healthy(&base).await?;
-        println!("Crucible is up. Dashboard: {base}/");
+        println!("Crucible is up. Open the dashboard, signed in as team {:?}:", args.team);
+        println!("  {base}/auth/link?code={code}");
+        println!("  (a one-time link, valid for {} hours; {base}/signin takes the token below by hand)", crucible_server::store::sessions::LINK_HOURS);
         if crucible_server::dashboard::find_site_root().is_none() {
             println!("  (no hydration bundle: pages render without live updates; run scripts/build-site.sh)");
         }
-        println!("Team {:?}: API token {token} (paste it into the dashboard's submit form)", args.team);
+        println!("Team {:?}: API token {token}", args.team);
         println!("  export CRUCIBLE_SERVER={base} CRUCIBLE_TOKEN={token}");
         println!("  MLflow clients: MLFLOW_TRACKING_URI={base} MLFLOW_TRACKING_TOKEN={token}");
         match default_model_dir(args.model_dir.as_deref()) {

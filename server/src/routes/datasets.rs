@@ -1,6 +1,6 @@
 //! `/api/v1/datasets`: JSONL import, listing and row previews.
 
-use crate::auth::AuthTeam;
+use crate::auth::{AuthTeam, ScopeCheck, Viewer};
 use crate::error::{AppError, Result};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::routes::projects::TeamFilter;
@@ -66,16 +66,24 @@ pub async fn import(
 #[utoipa::path(get, path = "/api/v1/datasets", params(TeamFilter), responses((status = 200, body = Vec<Dataset>)))]
 pub async fn list(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiQuery(f): ApiQuery<TeamFilter>,
 ) -> Result<Json<Vec<Dataset>>> {
-    Ok(Json(datasets::list(&s.pool, f.team_id).await?))
+    let Some(team) = scope.narrow(f.team_id) else {
+        return Ok(Json(Vec::new()));
+    };
+    Ok(Json(datasets::list(&s.pool, team).await?))
 }
 
 /// One dataset version.
 #[utoipa::path(get, path = "/api/v1/datasets/{id}", params(("id" = Uuid, Path)),
     responses((status = 200, body = Dataset), (status = 404, body = ApiError)))]
-pub async fn show(State(s): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Dataset>> {
-    Ok(Json(datasets::get(&s.pool, id).await?))
+pub async fn show(
+    State(s): State<AppState>,
+    Viewer(scope): Viewer,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Dataset>> {
+    Ok(Json(scope.visible(datasets::get(&s.pool, id).await?)?))
 }
 
 /// A window of rows.
@@ -93,9 +101,11 @@ pub struct RowsQuery {
     responses((status = 200, body = DatasetRows), (status = 404, body = ApiError)))]
 pub async fn rows(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<RowsQuery>,
 ) -> Result<Json<DatasetRows>> {
+    scope.visible(datasets::get(&s.pool, id).await?)?;
     Ok(Json(
         datasets::rows(&s.pool, id, q.offset.unwrap_or(0), q.limit.unwrap_or(20)).await?,
     ))

@@ -1,7 +1,7 @@
 //! `/api/v1/evals` and `/api/v1/leaderboard`: results uploaded by workers, the sample browser, and
 //! the team leaderboard.
 
-use crate::auth::AuthTeam;
+use crate::auth::{AuthTeam, ScopeCheck, Viewer};
 use crate::error::Result;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, LossyJson};
 use crate::routes::projects::TeamFilter;
@@ -36,7 +36,7 @@ pub fn router() -> Router<AppState> {
 
 async fn owned(conn: &mut PgConnection, auth: &AuthTeam, id: Uuid) -> Result<()> {
     let e = evals::get(conn, id).await?;
-    auth.check_owner(e.team_id, "eval")
+    auth.check_owner(e.team_id, format_args!("eval {id}"))
 }
 
 /// Which evals to list.
@@ -53,17 +53,24 @@ pub struct EvalFilter {
 #[utoipa::path(get, path = "/api/v1/evals", params(EvalFilter), responses((status = 200, body = Vec<Eval>)))]
 pub async fn list(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiQuery(f): ApiQuery<EvalFilter>,
 ) -> Result<Json<Vec<Eval>>> {
-    Ok(Json(evals::list(&s.pool, f.job_id, f.model_id, 500).await?))
+    Ok(Json(
+        evals::list(&s.pool, scope.team(), f.job_id, f.model_id, 500).await?,
+    ))
 }
 
 /// One eval with its scores and contamination report.
 #[utoipa::path(get, path = "/api/v1/evals/{id}", params(("id" = Uuid, Path)),
     responses((status = 200, body = Eval), (status = 404, body = ApiError)))]
-pub async fn show(State(s): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Eval>> {
+pub async fn show(
+    State(s): State<AppState>,
+    Viewer(scope): Viewer,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Eval>> {
     let mut conn = s.pool.acquire().await?;
-    Ok(Json(evals::get(&mut conn, id).await?))
+    Ok(Json(scope.visible(evals::get(&mut conn, id).await?)?))
 }
 
 /// Sample-browser query.
@@ -83,9 +90,11 @@ pub struct SamplesQuery {
     responses((status = 200, body = Vec<ProblemSamples>)))]
 pub async fn samples(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<SamplesQuery>,
 ) -> Result<Json<Vec<ProblemSamples>>> {
+    scope.visible(evals::get(&mut *s.pool.acquire().await?, id).await?)?;
     let filter = q.filter.unwrap_or(SampleFilter::All);
     Ok(Json(
         evals::samples(
@@ -135,7 +144,11 @@ pub async fn upload_scores(
 #[utoipa::path(get, path = "/api/v1/leaderboard", params(TeamFilter), responses((status = 200, body = Vec<LeaderboardRow>)))]
 pub async fn leaderboard(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiQuery(f): ApiQuery<TeamFilter>,
 ) -> Result<Json<Vec<LeaderboardRow>>> {
-    Ok(Json(evals::leaderboard(&s.pool, f.team_id).await?))
+    let Some(team) = scope.narrow(f.team_id) else {
+        return Ok(Json(Vec::new()));
+    };
+    Ok(Json(evals::leaderboard(&s.pool, team).await?))
 }

@@ -1,5 +1,6 @@
 //! `/api/v1/events`: server-sent events for dashboards and CLIs that follow runs live.
 
+use crate::auth::Viewer;
 use crate::extract::ApiQuery;
 use crate::state::AppState;
 use axum::Router;
@@ -27,17 +28,19 @@ pub struct EventFilter {
     pub project_id: Option<Uuid>,
 }
 
-/// Streams `LiveEvent`s as SSE `data:` lines (event name = the event's `type`).
+/// Streams the caller's team's `LiveEvent`s as SSE `data:` lines (event name = the event's `type`).
 #[utoipa::path(get, path = "/api/v1/events", params(EventFilter),
     responses((status = 200, content_type = "text/event-stream", body = crucible_types::LiveEvent)))]
 pub async fn events(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiQuery(f): ApiQuery<EventFilter>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = BroadcastStream::new(s.live.subscribe()).filter_map(move |item| {
         // A lagging subscriber skips what it missed; the page re-reads state on the next event.
-        let event = item.ok()?;
-        if f.run_id.is_some_and(|id| id != event.run_id())
+        let crate::live::TeamEvent { team_id, event } = item.ok()?;
+        if !scope.sees(team_id)
+            || f.run_id.is_some_and(|id| id != event.run_id())
             || f.project_id.is_some_and(|id| id != event.project_id())
         {
             return None;

@@ -1,6 +1,6 @@
 //! `/api/v1/jobs`: submission, the queue, cancellation, and the lease holder's heartbeats and completion.
 
-use crate::auth::AuthTeam;
+use crate::auth::{AuthTeam, ScopeCheck, Viewer};
 use crate::error::Result;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::live;
@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 /// Loads a job and checks the caller's team owns it.
 async fn owned_job(conn: &mut PgConnection, auth: &AuthTeam, id: Uuid) -> Result<Job> {
     let job = jobs::get(conn, id).await?;
-    auth.check_owner(job.team_id, "job")?;
+    auth.check_owner(job.team_id, format_args!("job {id}"))?;
     Ok(job)
 }
 
@@ -60,19 +60,27 @@ pub struct JobFilter {
 #[utoipa::path(get, path = "/api/v1/jobs", params(JobFilter), responses((status = 200, body = Vec<Job>)))]
 pub async fn list(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiQuery(f): ApiQuery<JobFilter>,
 ) -> Result<Json<Vec<Job>>> {
+    let Some(team) = scope.narrow(f.team_id) else {
+        return Ok(Json(Vec::new()));
+    };
     Ok(Json(
-        jobs::list(&s.pool, f.team_id, f.status, f.limit.unwrap_or(100)).await?,
+        jobs::list(&s.pool, team, f.status, f.limit.unwrap_or(100)).await?,
     ))
 }
 
 /// One job.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = Uuid, Path)),
     responses((status = 200, body = Job), (status = 404, body = ApiError)))]
-pub async fn show(State(s): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Job>> {
+pub async fn show(
+    State(s): State<AppState>,
+    Viewer(scope): Viewer,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Job>> {
     let mut conn = s.pool.acquire().await?;
-    Ok(Json(jobs::get(&mut conn, id).await?))
+    Ok(Json(scope.visible(jobs::get(&mut conn, id).await?)?))
 }
 
 /// Cancels a queued job, or asks the worker of a running one to stop.

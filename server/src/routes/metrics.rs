@@ -1,10 +1,10 @@
 //! `/api/v1/runs/{id}/metrics`: batch and bulk logging, summaries, full history, downsampled series.
 
-use crate::auth::AuthTeam;
+use crate::auth::{AuthTeam, Viewer};
 use crate::error::{AppError, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::live;
-use crate::routes::owned_run;
+use crate::routes::{owned_run, visible_run};
 use crate::state::AppState;
 use crate::store::metrics;
 use axum::body::Bytes;
@@ -123,8 +123,10 @@ pub async fn log_bulk(
     responses((status = 200, body = Vec<MetricSummary>)))]
 pub async fn summaries(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Vec<MetricSummary>>> {
+    visible_run(&mut *s.pool.acquire().await?, scope, id).await?;
     Ok(Json(metrics::summaries(&s.pool, id).await?))
 }
 
@@ -143,9 +145,11 @@ pub struct KeyQuery {
     responses((status = 200, body = MetricHistory), (status = 404, body = ApiError)))]
 pub async fn history(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<KeyQuery>,
 ) -> Result<Json<MetricHistory>> {
+    visible_run(&mut *s.pool.acquire().await?, scope, id).await?;
     Ok(Json(metrics::history(&s.pool, id, &q.key).await?))
 }
 
@@ -154,9 +158,11 @@ pub async fn history(
     responses((status = 200, body = MetricSeries), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
 pub async fn series(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<KeyQuery>,
 ) -> Result<Json<MetricSeries>> {
+    visible_run(&mut *s.pool.acquire().await?, scope, id).await?;
     Ok(Json(
         metrics::downsample(&s.pool, id, &q.key, q.buckets.unwrap_or(DEFAULT_BUCKETS)).await?,
     ))

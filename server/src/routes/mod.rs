@@ -13,12 +13,13 @@ pub mod projects;
 pub mod runs;
 pub mod workers;
 
-use crate::auth::AuthTeam;
+use crate::auth::{AuthTeam, ScopeCheck};
 use crate::error::Result;
 use crate::state::AppState;
 use crate::store::runs::{OwnedRun, get_owned};
 use axum::Router;
 use axum::routing::get;
+use crucible_types::ReadScope;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -49,7 +50,14 @@ pub async fn health(
 
 /// Loads a run and checks that the caller's team owns it.
 pub async fn owned_run(conn: &mut PgConnection, auth: &AuthTeam, run_id: Uuid) -> Result<OwnedRun> {
-    let owned = get_owned(conn, run_id).await?;
-    auth.check_owner(owned.team_id, "run")?;
-    Ok(owned)
+    visible_run(conn, ReadScope::Team(auth.team_id), run_id).await
+}
+
+/// Loads a run the reader may see (another team's is "not found").
+pub async fn visible_run(
+    conn: &mut PgConnection,
+    scope: ReadScope,
+    run_id: Uuid,
+) -> Result<OwnedRun> {
+    scope.visible(get_owned(conn, run_id).await?)
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/models`: register and list models.
 
-use crate::auth::AuthTeam;
+use crate::auth::{AuthTeam, ScopeCheck, Viewer};
 use crate::error::Result;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::routes::projects::TeamFilter;
@@ -39,14 +39,22 @@ pub async fn register(
 #[utoipa::path(get, path = "/api/v1/models", params(TeamFilter), responses((status = 200, body = Vec<Model>)))]
 pub async fn list(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiQuery(f): ApiQuery<TeamFilter>,
 ) -> Result<Json<Vec<Model>>> {
-    Ok(Json(models::list(&s.pool, f.team_id).await?))
+    let Some(team) = scope.narrow(f.team_id) else {
+        return Ok(Json(Vec::new()));
+    };
+    Ok(Json(models::list(&s.pool, team).await?))
 }
 
 /// One model.
 #[utoipa::path(get, path = "/api/v1/models/{id}", params(("id" = Uuid, Path)),
     responses((status = 200, body = Model), (status = 404, body = ApiError)))]
-pub async fn show(State(s): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Model>> {
-    Ok(Json(models::get(&s.pool, id).await?))
+pub async fn show(
+    State(s): State<AppState>,
+    Viewer(scope): Viewer,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Model>> {
+    Ok(Json(scope.visible(models::get(&s.pool, id).await?)?))
 }

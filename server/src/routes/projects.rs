@@ -1,6 +1,6 @@
 //! `/api/v1/projects`.
 
-use crate::auth::AuthTeam;
+use crate::auth::{AuthTeam, ScopeCheck, Viewer};
 use crate::error::Result;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -46,14 +46,22 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/projects", params(TeamFilter), responses((status = 200, body = Vec<Project>)))]
 pub async fn list(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiQuery(f): ApiQuery<TeamFilter>,
 ) -> Result<Json<Vec<Project>>> {
-    Ok(Json(projects::list(&s.pool, f.team_id).await?))
+    let Some(team) = scope.narrow(f.team_id) else {
+        return Ok(Json(Vec::new()));
+    };
+    Ok(Json(projects::list(&s.pool, team).await?))
 }
 
 /// One project.
 #[utoipa::path(get, path = "/api/v1/projects/{id}", params(("id" = Uuid, Path)),
     responses((status = 200, body = Project), (status = 404, body = ApiError)))]
-pub async fn show(State(s): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Project>> {
-    Ok(Json(projects::get(&s.pool, id).await?))
+pub async fn show(
+    State(s): State<AppState>,
+    Viewer(scope): Viewer,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Project>> {
+    Ok(Json(scope.visible(projects::get(&s.pool, id).await?)?))
 }

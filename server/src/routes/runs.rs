@@ -1,10 +1,10 @@
 //! `/api/v1/runs`: create, read, list, status, params and tags.
 
-use crate::auth::AuthTeam;
+use crate::auth::{AuthTeam, Viewer};
 use crate::error::Result;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, LossyJson};
 use crate::live;
-use crate::routes::owned_run;
+use crate::routes::{owned_run, visible_run};
 use crate::state::AppState;
 use crate::store::{completions, projects, runs};
 use axum::extract::State;
@@ -47,7 +47,8 @@ pub async fn create(
             }
             other => other,
         })?;
-    auth.check_owner(project.team_id, "project")?;
+    auth.check_owner(project.team_id, format_args!("project {}", req.project_id))
+        .map_err(|e| crate::error::AppError::invalid("project_id", e.to_string()))?;
     let mut tx = s.pool.begin().await?;
     let run = runs::create(&mut tx, &req).await?;
     live::run_updated(&mut tx, &run).await?;
@@ -60,17 +61,29 @@ pub async fn create(
     responses((status = 200, body = RunPage), (status = 422, body = ApiError)))]
 pub async fn list(
     State(s): State<AppState>,
-    ApiQuery(f): ApiQuery<RunFilter>,
+    Viewer(scope): Viewer,
+    ApiQuery(mut f): ApiQuery<RunFilter>,
 ) -> Result<Json<RunPage>> {
+    let Some(team) = scope.narrow(f.team_id) else {
+        return Ok(Json(RunPage {
+            runs: Vec::new(),
+            total: 0,
+        }));
+    };
+    f.team_id = team;
     Ok(Json(runs::list(&s.pool, &f).await?))
 }
 
 /// One run.
 #[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = Uuid, Path)),
     responses((status = 200, body = Run), (status = 404, body = ApiError)))]
-pub async fn show(State(s): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Run>> {
+pub async fn show(
+    State(s): State<AppState>,
+    Viewer(scope): Viewer,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Run>> {
     let mut conn = s.pool.acquire().await?;
-    Ok(Json(runs::get_owned(&mut conn, id).await?.run))
+    Ok(Json(visible_run(&mut conn, scope, id).await?.run))
 }
 
 /// Changes a run's status or name.
@@ -179,9 +192,11 @@ pub struct CompletionQuery {
     responses((status = 200, body = Vec<CompletionRecord>)))]
 pub async fn list_completions(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<CompletionQuery>,
 ) -> Result<Json<Vec<CompletionRecord>>> {
+    visible_run(&mut *s.pool.acquire().await?, scope, id).await?;
     Ok(Json(
         completions::list(
             &s.pool,

@@ -1,6 +1,6 @@
 //! `/api/v1/workers`: registration, listing and leasing. Workers never touch the database.
 
-use crate::auth::AuthTeam;
+use crate::auth::{AuthTeam, Viewer};
 use crate::error::Result;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::routes::projects::TeamFilter;
@@ -41,9 +41,13 @@ pub async fn register(
 #[utoipa::path(get, path = "/api/v1/workers", params(TeamFilter), responses((status = 200, body = Vec<Worker>)))]
 pub async fn list(
     State(s): State<AppState>,
+    Viewer(scope): Viewer,
     ApiQuery(f): ApiQuery<TeamFilter>,
 ) -> Result<Json<Vec<Worker>>> {
-    Ok(Json(workers::list(&s.pool, f.team_id).await?))
+    let Some(team) = scope.narrow(f.team_id) else {
+        return Ok(Json(Vec::new()));
+    };
+    Ok(Json(workers::list(&s.pool, team).await?))
 }
 
 /// Leases the best queued job the worker can run: 200 with the lease, or 204 when there is none.

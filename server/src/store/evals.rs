@@ -109,9 +109,10 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Eval> {
     Ok(with_scores(conn, vec![r]).await?.remove(0))
 }
 
-/// Evals, newest first, optionally of one job or model: at most `limit` (1–500).
+/// Evals, newest first, optionally of one team, job or model: at most `limit` (1–500).
 pub async fn list(
     pool: &PgPool,
+    team_id: Option<Uuid>,
     job_id: Option<Uuid>,
     model_id: Option<Uuid>,
     limit: i64,
@@ -122,11 +123,13 @@ pub async fn list(
     let mut conn = pool.acquire().await?;
     let rows: Vec<EvalRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM evals WHERE ($1::uuid IS NULL OR job_id = $1) AND ($2::uuid IS NULL OR model_id = $2)
+           AND ($4::uuid IS NULL OR team_id = $4)
          ORDER BY created_at DESC LIMIT $3"
     )))
     .bind(job_id)
     .bind(model_id)
     .bind(limit)
+    .bind(team_id)
     .fetch_all(&mut *conn)
     .await?;
     with_scores(&mut conn, rows).await

@@ -85,8 +85,9 @@ async fn project_for(
             .await
             .map_err(|_| AppError::invalid("spec.project_id", format!("project {id} not found")))?;
         if p.team_id != team_id {
-            return Err(AppError::Forbidden(
-                "project belongs to another team".into(),
+            return Err(AppError::invalid(
+                "spec.project_id",
+                format!("project {id} not found"),
             ));
         }
         return Ok(id);
@@ -126,7 +127,10 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
                 .await
                 .map_err(|_| AppError::invalid("spec.model_id", format!("model {id} not found")))?;
             if m.team_id != team_id {
-                return Err(AppError::Forbidden("model belongs to another team".into()));
+                return Err(AppError::invalid(
+                    "spec.model_id",
+                    format!("model {id} not found"),
+                ));
             }
             Some(m)
         }

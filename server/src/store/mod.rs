@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod models;
 pub mod projects;
 pub mod runs;
+pub mod sessions;
 pub mod teams;
 pub mod workers;
 

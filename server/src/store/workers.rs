@@ -90,7 +90,7 @@ pub async fn touch(
 ) -> Result<Worker> {
     let worker = seen(conn, id, lease_seconds).await?;
     if worker.team_id != team_id {
-        return Err(AppError::Forbidden("worker belongs to another team".into()));
+        return Err(AppError::NotFound(format!("worker {id}")));
     }
     Ok(worker)
 }

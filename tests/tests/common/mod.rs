@@ -14,13 +14,42 @@ use tower::ServiceExt;
 pub struct Api {
     pub app: Router,
     pub pool: PgPool,
+    /// Who `get` and `html` read as (reads are team-private): a token and a dashboard session.
+    reader: std::sync::Mutex<Option<(String, String)>>,
 }
 
 impl Api {
     /// The real application over `pool`.
     pub fn new(pool: PgPool) -> Self {
         let app = crucible_server::app(crucible_server::state(pool.clone()));
-        Api { app, pool }
+        Api {
+            app,
+            pool,
+            reader: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The real application on a deployment that opened reads (`CRUCIBLE_OPEN_READS=1`).
+    pub fn with_open_reads(pool: PgPool) -> Self {
+        let mut state = crucible_server::state(pool.clone());
+        state.open_reads = true;
+        Api {
+            app: crucible_server::app(state),
+            pool,
+            reader: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Makes `get` read with `token` and `html` with a dashboard session of its team.
+    pub async fn read_as(&self, token: &str) {
+        let session = crucible_server::store::sessions::sign_in(&self.pool, token)
+            .await
+            .unwrap();
+        *self.reader.lock().unwrap() = Some((token.to_string(), session));
+    }
+
+    fn reader(&self) -> Option<(String, String)> {
+        self.reader.lock().unwrap().clone()
     }
 
     /// Sends a request and returns the status and the JSON body (Null when empty or not JSON).
@@ -51,6 +80,10 @@ impl Api {
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
+        // A browser sends its session cookie with every request (the dashboard's server functions).
+        if let Some((_, session)) = self.reader() {
+            req = req.header("cookie", format!("crucible_session={session}"));
+        }
         let req = req
             .body(body.map(Body::from).unwrap_or_else(Body::empty))
             .unwrap();
@@ -65,9 +98,13 @@ impl Api {
         )
     }
 
-    /// GETs a dashboard page: the status and the HTML.
+    /// GETs a dashboard page as the reader's session: the status and the HTML.
     pub async fn html(&self, path: &str) -> (StatusCode, String) {
-        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let mut req = Request::builder().uri(path);
+        if let Some((_, session)) = self.reader() {
+            req = req.header("cookie", format!("crucible_session={session}"));
+        }
+        let req = req.body(Body::empty()).unwrap();
         let res = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
@@ -76,8 +113,10 @@ impl Api {
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// GETs as the reader (see [`Api::read_as`]), or without a token.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, path, None, None).await
+        let token = self.reader().map(|(t, _)| t);
+        self.call(Method::GET, path, token.as_deref(), None).await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {

@@ -220,6 +220,20 @@ async fn bench(args: Args) -> Result<()> {
     spinner.set_message("logging 60,000 metric points");
     log_metrics(&client, &base, &token, &run).await?;
     spinner.finish_and_clear();
+    // Reads are team-private: pages read as a signed-in browser, the JSON twins with the token.
+    let session = crucible_server::store::sessions::sign_in(&pool, &token).await?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse()?,
+    );
+    headers.insert(
+        reqwest::header::COOKIE,
+        format!("{}={session}", crucible_server::auth::SESSION_COOKIE).parse()?,
+    );
+    let reader = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?;
 
     // (page, dashboard path, the JSON twin from /api/v1, when there is one)
     let pages: Vec<(&str, String, Option<String>)> = vec![
@@ -275,10 +289,10 @@ async fn bench(args: Args) -> Result<()> {
         "page", "median ms", "p95 ms", "JSON API ms", "ratio"
     );
     for (name, path, twin) in pages {
-        let (median, p95) = time_get(&client, &format!("{base}{path}"), args.repeats).await?;
+        let (median, p95) = time_get(&reader, &format!("{base}{path}"), args.repeats).await?;
         let api = match &twin {
             Some(p) => Some(
-                time_get(&client, &format!("{base}{p}"), args.repeats)
+                time_get(&reader, &format!("{base}{p}"), args.repeats)
                     .await?
                     .0,
             ),

@@ -96,7 +96,6 @@ impl IntoResponse for MlflowError {
                 "RESOURCE_DOES_NOT_EXIST"
             }
             AppError::Unauthorized(_) => "UNAUTHENTICATED",
-            AppError::Forbidden(_) => "PERMISSION_DENIED",
             AppError::Conflict { .. } => "RESOURCE_ALREADY_EXISTS",
             AppError::LeaseLost(_) => "INVALID_STATE",
             AppError::Db(_) => "INTERNAL_ERROR",
@@ -141,7 +140,7 @@ async fn experiment(
     }
     let uuid = Uuid::parse_str(id).map_err(|_| AppError::NotFound(format!("experiment {id:?}")))?;
     let project = projects::get(conn, uuid).await?;
-    auth.check_owner(project.team_id, "experiment")?;
+    auth.check_owner(project.team_id, format_args!("experiment {id:?}"))?;
     Ok(project)
 }
 
