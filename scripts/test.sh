@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs Crucible's whole test suite on a fresh machine: finds (or starts) Postgres, installs the
-# optional test peers (the mlflow client), then `cargo test --release --workspace`.
+# Runs Crucible's whole test suite on a fresh machine: finds (or starts) Postgres, installs what is
+# missing from Debian's packages when run as root (the Postgres server, bubblewrap, Chromium and
+# ChromeDriver) and the test peers from PyPI (the mlflow client), then `cargo test --release --workspace`.
 # Extra arguments go to cargo test (e.g. `scripts/test.sh -p crucible-tests`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,9 @@ root=$(pwd)
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/crucible/target}
 mkdir -p "$CARGO_TARGET_DIR"
+
+# shellcheck source=scripts/debian-packages.sh
+. scripts/debian-packages.sh
 
 # --- Postgres: DATABASE_URL, else 127.0.0.1:5432, else a throwaway cluster --------------------
 pg_bin() {
@@ -18,6 +22,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
   else
+    ensure_packages "the Postgres server, for a throwaway test cluster" have_postgres_server postgresql || true
     initdb=$(pg_bin initdb); pg_ctl=$(pg_bin pg_ctl)
     if [ -z "$initdb" ] || [ -z "$pg_ctl" ]; then
       echo "error: no Postgres for the tests. Set DATABASE_URL, run a server on 127.0.0.1:5432," >&2
@@ -39,16 +44,8 @@ echo "tests use Postgres at $DATABASE_URL"
 if [ -n "$(pg_bin initdb)" ] && [ -n "$(pg_bin pg_ctl)" ]; then export CRUCIBLE_REQUIRE_PG_CRASH=1; fi
 
 # --- The code sandbox's private filesystem: bubblewrap (the sandbox refuses to run without it) ---
-if ! command -v bwrap >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing bubblewrap from Debian's packages"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1; } \
-      || echo "*** WARNING: could not install bubblewrap: the code sandbox tests will FAIL ***" >&2
-  else
-    echo "*** WARNING: bwrap is missing and cannot be installed here (needs root + apt-get): the code sandbox tests will FAIL ***" >&2
-  fi
-fi
+ensure_packages "bubblewrap, the code sandbox's filesystem layer (its tests will FAIL without it)" \
+  "command -v bwrap" bubblewrap || true
 
 # --- Public benchmark data (read in place, never copied) --------------------------------------
 if [ -z "${CRUCIBLE_DATA_DIR:-}" ] && [ -d "$root/../shared/datasets" ]; then
@@ -70,17 +67,8 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import mlflow" 2>/dev/nul
 fi
 
 # --- The dashboard's browser test: Debian's Chromium + ChromeDriver, and the hydration bundle ----
-if ! command -v chromedriver >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing chromium and chromium-driver from Debian's packages"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } \
-      || echo "*** WARNING: could not install chromium/chromium-driver: the browser test will be SKIPPED ***" >&2
-  else
-    echo "*** WARNING: chromedriver is missing and cannot be installed here (needs root + apt-get): the browser test will be SKIPPED ***" >&2
-  fi
-fi
+ensure_packages "Chromium and ChromeDriver, for the dashboard's browser test (SKIPPED without them)" \
+  "command -v chromedriver" chromium chromium-driver || true
 if scripts/build-site.sh; then
   export CRUCIBLE_SITE_DIR="$CARGO_TARGET_DIR/site"
   if command -v chromedriver >/dev/null; then export CRUCIBLE_REQUIRE_BROWSER=1; fi
