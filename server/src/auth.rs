@@ -2,6 +2,7 @@
 //! from a browser. Tokens belong to a team; only their SHA-256 is stored.
 
 use crate::error::AppError;
+use crate::secrets::hash_token;
 use crate::state::AppState;
 use crate::store::sessions;
 use axum::extract::FromRequestParts;
@@ -9,13 +10,8 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use crucible_types::ReadScope;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::fmt::Display;
 use uuid::Uuid;
-
-/// Every token starts with this, so leaked tokens are easy to grep for.
-pub const TOKEN_PREFIX: &str = "crc_";
 
 /// The team a request acts for, proven by its bearer token.
 #[derive(Debug, Clone, Copy)]
@@ -141,23 +137,6 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// 32 random bytes in hex: session secrets and sign-in codes.
-pub fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-/// A new random token: the prefix plus 32 random bytes in hex.
-pub fn generate_token() -> String {
-    format!("{TOKEN_PREFIX}{}", random_secret())
-}
-
-/// What the database stores for a token.
-pub fn hash_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
 /// Pulls the token out of `Authorization: Bearer …`.
 pub fn bearer(parts: &Parts) -> Result<&str, AppError> {
     let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
@@ -210,15 +189,6 @@ impl FromRequestParts<AppState> for AuthTeam {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_are_unique_prefixed_and_hash_to_32_bytes() {
-        let (a, b) = (generate_token(), generate_token());
-        assert_ne!(a, b);
-        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 64);
-        assert_eq!(hash_token(&a).len(), 32);
-        assert_ne!(hash_token(&a), hash_token(&b));
-    }
 
     #[test]
     fn the_session_cookie_is_found_among_others() {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod live;
 pub mod routes;
+pub mod secrets;
 pub mod state;
 pub mod store;
 

@@ -1,8 +1,8 @@
 //! Dashboard sessions and one-time sign-in links, both made from an API token: a browser never
 //! holds the token itself, and revoking the token ends every session made from it.
 
-use crate::auth::{hash_token, random_secret};
 use crate::error::{AppError, Result};
+use crate::secrets::{hash_token, random_secret};
 use crucible_types::Team;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;

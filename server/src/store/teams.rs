@@ -1,7 +1,7 @@
 //! Teams and their API tokens.
 
-use crate::auth::{generate_token, hash_token};
 use crate::error::Result;
+use crate::secrets::{generate_token, hash_token};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
