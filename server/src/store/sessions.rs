@@ -22,19 +22,29 @@ async fn token_id(conn: &mut PgConnection, token: &str) -> Result<Uuid> {
         .ok_or_else(|| AppError::Unauthorized("unknown or revoked token".into()))
 }
 
-/// Opens a session for `token` and returns the cookie's secret.
-async fn open_for(conn: &mut PgConnection, token_id: Uuid) -> Result<String> {
+/// Stores the hash of a new secret for `token_id` with `insert` (which binds the hash, the token id
+/// and the lifetime, in that order) and returns the secret.
+async fn new_secret(
+    conn: &mut PgConnection,
+    insert: &'static str,
+    token_id: Uuid,
+    lifetime: i32,
+) -> Result<String> {
     let secret = random_secret();
-    sqlx::query(
-        "INSERT INTO sessions (secret_hash, token_id, expires_at)
-         VALUES ($1, $2, now() + make_interval(days => $3))",
-    )
-    .bind(hash_token(&secret))
-    .bind(token_id)
-    .bind(SESSION_DAYS)
-    .execute(conn)
-    .await?;
+    sqlx::query(insert)
+        .bind(hash_token(&secret))
+        .bind(token_id)
+        .bind(lifetime)
+        .execute(conn)
+        .await?;
     Ok(secret)
+}
+
+/// Opens a session for `token_id` and returns the cookie's secret.
+async fn open_for(conn: &mut PgConnection, token_id: Uuid) -> Result<String> {
+    let insert = "INSERT INTO sessions (secret_hash, token_id, expires_at)
+                  VALUES ($1, $2, now() + make_interval(days => $3))";
+    new_secret(conn, insert, token_id, SESSION_DAYS).await
 }
 
 /// Signs in with an API token pasted into the sign-in page: the new session's secret.
@@ -49,17 +59,9 @@ pub async fn sign_in(pool: &PgPool, token: &str) -> Result<String> {
 /// A one-time sign-in code for `token` (what `crucible up` prints as a URL).
 pub async fn create_link(conn: &mut PgConnection, token: &str) -> Result<String> {
     let id = token_id(conn, token).await?;
-    let code = random_secret();
-    sqlx::query(
-        "INSERT INTO sign_in_links (code_hash, token_id, expires_at)
-         VALUES ($1, $2, now() + make_interval(hours => $3))",
-    )
-    .bind(hash_token(&code))
-    .bind(id)
-    .bind(LINK_HOURS)
-    .execute(conn)
-    .await?;
-    Ok(code)
+    let insert = "INSERT INTO sign_in_links (code_hash, token_id, expires_at)
+                  VALUES ($1, $2, now() + make_interval(hours => $3))";
+    new_secret(conn, insert, id, LINK_HOURS).await
 }
 
 /// Spends a sign-in code (once, before it expires) on a new session: the session's secret.
