@@ -10,7 +10,6 @@ use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use crucible_types::ReadScope;
-use std::fmt::Display;
 use uuid::Uuid;
 
 /// The team a request acts for, proven by its bearer token.
@@ -21,9 +20,10 @@ pub struct AuthTeam {
 }
 
 impl AuthTeam {
-    /// Refuses to act on another team's resource, as "not found": its existence does not leak.
-    pub fn check_owner(&self, owner: Uuid, what: impl Display) -> Result<(), AppError> {
-        ReadScope::Team(self.team_id).check(owner, what)
+    /// What the token may see: its team's objects; another team's are "not found" to writes too,
+    /// so their existence does not leak.
+    pub fn scope(&self) -> ReadScope {
+        ReadScope::Team(self.team_id)
     }
 }
 
@@ -69,26 +69,19 @@ impl Owned for crate::store::runs::OwnedRun {
     }
 }
 
-/// Visibility checks on a [`ReadScope`], in the API's error type.
+/// The visibility check on a [`ReadScope`], in the API's error type.
 pub trait ScopeCheck {
-    /// `NotFound(what)` unless the object of `owner` is visible.
-    fn check(self, owner: Uuid, what: impl Display) -> Result<(), AppError>;
     /// The object, or `NotFound` when it belongs to a team this scope does not see.
     fn visible<T: Owned>(self, object: T) -> Result<T, AppError>;
 }
 
 impl ScopeCheck for ReadScope {
-    fn check(self, owner: Uuid, what: impl Display) -> Result<(), AppError> {
-        if self.sees(owner) {
-            Ok(())
-        } else {
-            Err(AppError::NotFound(what.to_string()))
-        }
-    }
-
     fn visible<T: Owned>(self, object: T) -> Result<T, AppError> {
-        self.check(object.owner(), format_args!("{} {}", T::KIND, object.id()))?;
-        Ok(object)
+        if self.sees(object.owner()) {
+            Ok(object)
+        } else {
+            Err(AppError::NotFound(format!("{} {}", T::KIND, object.id())))
+        }
     }
 }
 

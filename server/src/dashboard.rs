@@ -99,16 +99,19 @@ pub fn router(state: AppState, site_root: Option<PathBuf>) -> Router {
             },
             move || crucible_app::shell(shell_options.clone()),
         )
+        // Pages and server functions only: the bundle's files need no session lookup.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            resolve_viewer,
+        ))
         .nest_service("/pkg", ServeDir::new(site.join("pkg")))
         .with_state(options);
     let auth = Router::new()
         .route("/auth/signin", post(sign_in))
         .route("/auth/link", get(redeem_link))
         .route("/auth/signout", post(sign_out))
-        .with_state(state.clone());
-    pages
-        .layer(axum::middleware::from_fn_with_state(state, resolve_viewer))
-        .merge(auth)
+        .with_state(state);
+    pages.merge(auth)
 }
 
 /// Resolves the session cookie to the [`Viewer`] every page and server function reads as.

@@ -35,8 +35,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn owned(conn: &mut PgConnection, auth: &AuthTeam, id: Uuid) -> Result<()> {
-    let e = evals::get(conn, id).await?;
-    auth.check_owner(e.team_id, format_args!("eval {id}"))
+    auth.scope().visible(evals::get(conn, id).await?).map(drop)
 }
 
 /// Which evals to list.

@@ -26,9 +26,7 @@ pub fn router() -> Router<AppState> {
 
 /// Loads a job and checks the caller's team owns it.
 async fn owned_job(conn: &mut PgConnection, auth: &AuthTeam, id: Uuid) -> Result<Job> {
-    let job = jobs::get(conn, id).await?;
-    auth.check_owner(job.team_id, format_args!("job {id}"))?;
-    Ok(job)
+    auth.scope().visible(jobs::get(conn, id).await?)
 }
 
 /// Submits a typed job; it gets a run (and, for evals, one eval record per benchmark).

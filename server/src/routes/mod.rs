@@ -50,7 +50,7 @@ pub async fn health(
 
 /// Loads a run and checks that the caller's team owns it.
 pub async fn owned_run(conn: &mut PgConnection, auth: &AuthTeam, run_id: Uuid) -> Result<OwnedRun> {
-    visible_run(conn, ReadScope::Team(auth.team_id), run_id).await
+    visible_run(conn, auth.scope(), run_id).await
 }
 
 /// Loads a run the reader may see (another team's is "not found").

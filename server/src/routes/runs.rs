@@ -1,6 +1,6 @@
 //! `/api/v1/runs`: create, read, list, status, params and tags.
 
-use crate::auth::{AuthTeam, Viewer};
+use crate::auth::{AuthTeam, ScopeCheck, Viewer};
 use crate::error::Result;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, LossyJson};
 use crate::live;
@@ -39,16 +39,16 @@ pub async fn create(
     auth: AuthTeam,
     ApiJson(req): ApiJson<CreateRun>,
 ) -> Result<(StatusCode, Json<Run>)> {
-    let project = projects::get(&s.pool, req.project_id)
+    // An unknown project and another team's read the same: a bad `project_id`.
+    projects::get(&s.pool, req.project_id)
         .await
+        .and_then(|p| auth.scope().visible(p))
         .map_err(|e| match e {
             crate::error::AppError::NotFound(m) => {
                 crate::error::AppError::invalid("project_id", format!("{m} not found"))
             }
             other => other,
         })?;
-    auth.check_owner(project.team_id, format_args!("project {}", req.project_id))
-        .map_err(|e| crate::error::AppError::invalid("project_id", e.to_string()))?;
     let mut tx = s.pool.begin().await?;
     let run = runs::create(&mut tx, &req).await?;
     live::run_updated(&mut tx, &run).await?;

@@ -2,7 +2,7 @@
 //! training scripts report to Crucible by setting `MLFLOW_TRACKING_URI` (and `MLFLOW_TRACKING_TOKEN`).
 //! Experiments map to projects, MLflow statuses to run statuses; everything lands in `/api/v1`.
 
-use crate::auth::AuthTeam;
+use crate::auth::{AuthTeam, ScopeCheck};
 use crate::error::AppError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::live;
@@ -139,9 +139,7 @@ async fn experiment(
         .await;
     }
     let uuid = Uuid::parse_str(id).map_err(|_| AppError::NotFound(format!("experiment {id:?}")))?;
-    let project = projects::get(conn, uuid).await?;
-    auth.check_owner(project.team_id, format_args!("experiment {id:?}"))?;
-    Ok(project)
+    auth.scope().visible(projects::get(conn, uuid).await?)
 }
 
 fn parse_run_id(id: &str) -> Result<Uuid, AppError> {
