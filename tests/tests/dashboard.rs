@@ -611,12 +611,7 @@ async fn dashboard_in_headless_chromium(pool: PgPool) {
     wait_for(&c, r#"#viewer a[href="/signin"]"#).await;
     assert!(c.find_all(Locator::Css("#runs")).await.unwrap().is_empty());
     // The link `crucible up` prints signs the browser in, and the code leaves the address bar.
-    let code = {
-        let mut conn = pool.acquire().await.unwrap();
-        crucible_server::store::sessions::create_link(&mut conn, &s.token)
-            .await
-            .unwrap()
-    };
+    let code = common::sign_in_code(&pool, &s.token).await;
     c.goto(&format!("{base}/auth/link?code={code}"))
         .await
         .unwrap();

@@ -590,12 +590,7 @@ async fn the_dashboard_shows_a_session_only_its_own_team(pool: PgPool) {
 async fn sign_in_links_work_once_and_sessions_end_with_their_token(pool: PgPool) {
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
-    let code = {
-        let mut conn = pool.acquire().await.unwrap();
-        crucible_server::store::sessions::create_link(&mut conn, &t)
-            .await
-            .unwrap()
-    };
+    let code = common::sign_in_code(&pool, &t).await;
     let redeem = |code: String| {
         let api = &api;
         async move {
@@ -668,12 +663,7 @@ async fn sign_in_codes_and_tokens_never_reach_the_log(pool: PgPool) {
     let _guard = tracing::subscriber::set_default(subscriber);
     let api = Api::new(pool.clone());
     let t = token(&pool, "alpha").await;
-    let code = {
-        let mut conn = pool.acquire().await.unwrap();
-        crucible_server::store::sessions::create_link(&mut conn, &t)
-            .await
-            .unwrap()
-    };
+    let code = common::sign_in_code(&pool, &t).await;
     let (s, _) = api.get(&format!("/auth/link?code={code}")).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     api.raw(

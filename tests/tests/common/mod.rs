@@ -175,6 +175,14 @@ pub async fn token(pool: &PgPool, name: &str) -> String {
     t
 }
 
+/// A one-time dashboard sign-in code for `token`, as `crucible up` prints it.
+pub async fn sign_in_code(pool: &PgPool, token: &str) -> String {
+    let mut conn = pool.acquire().await.unwrap();
+    crucible_server::store::sessions::create_link(&mut conn, token)
+        .await
+        .unwrap()
+}
+
 /// Asserts an API error: status, and the field it names.
 #[track_caller]
 pub fn assert_error(got: (StatusCode, Value), status: StatusCode, field: Option<&str>) {
