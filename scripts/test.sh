@@ -66,6 +66,17 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import mlflow" 2>/dev/nul
   export CRUCIBLE_MLFLOW_PYTHON="$venv/bin/python" CRUCIBLE_REQUIRE_MLFLOW=1
 fi
 
+# --- schemathesis, which fuzzes the server against its OpenAPI document (tests/tests/api_contract.rs)
+st_version=4.32.5
+st_venv="$CARGO_TARGET_DIR/schemathesis-venv"
+if ! "$st_venv/bin/schemathesis" --version 2>/dev/null | grep -q "$st_version"; then
+  echo "installing schemathesis $st_version from PyPI into $st_venv"
+  if python3 -m venv "$st_venv" && "$st_venv/bin/pip" install -q "schemathesis==$st_version"; then :; else
+    echo "*** WARNING: could not install schemathesis from PyPI: the API-contract test will FAIL ***" >&2
+  fi
+fi
+export CRUCIBLE_SCHEMATHESIS="$st_venv/bin/schemathesis" CRUCIBLE_REQUIRE_SCHEMATHESIS=1
+
 # --- The dashboard's browser test: Debian's Chromium + ChromeDriver, and the hydration bundle ----
 ensure_packages "Chromium and ChromeDriver, for the dashboard's browser test (SKIPPED without them)" \
   "command -v chromedriver" chromium chromium-driver || true

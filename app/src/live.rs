@@ -9,7 +9,8 @@ use leptos::prelude::*;
 pub struct Live {
     /// Bumped (at most every 500 ms) after events arrive.
     pub tick: ReadSignal<u64>,
-    /// `connecting`, `live` or `reconnecting`; shown in the navigation bar.
+    /// `connecting`, `live`, `reconnecting` or `offline` (refused, as when signed out); shown in
+    /// the navigation bar.
     pub state: ReadSignal<&'static str>,
 }
 
@@ -66,7 +67,16 @@ mod browser {
                 source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
         }
         let on_open = Closure::<dyn Fn()>::new(move || set_state.set("live"));
-        let on_error = Closure::<dyn Fn()>::new(move || set_state.set("reconnecting"));
+        // The browser retries a dropped stream by itself, but closes one the server refused (a
+        // signed-out visitor's 401) for good: that one is offline, not reconnecting.
+        let errored = source.clone();
+        let on_error = Closure::<dyn Fn()>::new(move || {
+            set_state.set(if errored.ready_state() == EventSource::CLOSED {
+                "offline"
+            } else {
+                "reconnecting"
+            })
+        });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         // Close the stream when the page goes away: browsers allow six connections per host over

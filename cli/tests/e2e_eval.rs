@@ -52,9 +52,11 @@ impl Server {
         v
     }
 
+    /// A read as the test's team (reads are private to a team).
     async fn get(&self, path: &str) -> Value {
         self.http
             .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
             .send()
             .await
             .unwrap()

@@ -23,6 +23,10 @@ pub enum AppError {
     /// The thing does not exist (or is not visible to the caller).
     #[error("{0} not found")]
     NotFound(String),
+    /// Something a request body names (`spec.model_id`, `source.path`) does not exist or is not
+    /// the caller's: a 404 like any other not-found, naming the field that pointed at it.
+    #[error("{message}")]
+    Missing { field: String, message: String },
     /// No token, or an unknown/revoked one.
     #[error("{0}")]
     Unauthorized(String),
@@ -32,6 +36,9 @@ pub enum AppError {
         field: Option<String>,
         message: String,
     },
+    /// The body is larger than the route accepts.
+    #[error("{0}")]
+    TooLarge(String),
     /// A worker reports on a job whose lease it no longer holds: it must stop working on it.
     #[error("{0}")]
     LeaseLost(String),
@@ -49,13 +56,33 @@ impl AppError {
         }
     }
 
+    /// [`AppError::Missing`] on `field`.
+    pub fn missing(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Missing {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A lookup's "not found" as the fault of the body `field` that named the thing; any other
+    /// error stays as it is.
+    pub fn named_by(self, field: impl Into<String>) -> Self {
+        match self {
+            AppError::NotFound(what) => AppError::missing(field, format!("{what} not found")),
+            other => other,
+        }
+    }
+
     /// The HTTP status and stable code the client sees.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             AppError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::NotFound(_) | AppError::Missing { .. } => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             AppError::LeaseLost(_) => (StatusCode::CONFLICT, "lease_lost"),
             AppError::Db(sqlx::Error::RowNotFound) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -66,9 +93,12 @@ impl AppError {
     pub fn body(&self) -> ApiErrorBody {
         let (status, code) = self.status_and_code();
         let field = match self {
-            AppError::Invalid { field, .. } => Some(field.clone()),
+            AppError::Invalid { field, .. } | AppError::Missing { field, .. } => {
+                Some(field.clone())
+            }
             AppError::Conflict { field, .. } => field.clone(),
             AppError::LeaseLost(_) => Some("worker_id".into()),
+            AppError::TooLarge(_) => Some("body".into()),
             _ => None,
         };
         let message = if status.is_server_error() {

@@ -159,7 +159,7 @@ async fn models_register_with_checked_sources(pool: PgPool) {
         json!({ "name": "m2", "source": { "kind": "hf_local", "path": "/nonexistent/model" } });
     assert_error(
         api.post("/api/v1/models", &t, missing).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::NOT_FOUND,
         Some("source.path"),
     );
     let relative = json!({ "name": "m3", "source": { "kind": "hf_local", "path": "models/x" } });

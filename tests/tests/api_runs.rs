@@ -97,7 +97,7 @@ async fn a_team_cannot_touch_another_teams_runs(pool: PgPool) {
     assert_error(
         api.post("/api/v1/runs", &b, json!({ "project_id": project }))
             .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::NOT_FOUND,
         Some("project_id"),
     );
     let patch = api
@@ -253,11 +253,7 @@ async fn run_lifecycle_params_and_tags(pool: PgPool) {
             json!({ "project_id": other, "parent_run_id": id }),
         )
         .await;
-    assert_error(
-        bad_parent,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("parent_run_id"),
-    );
+    assert_error(bad_parent, StatusCode::NOT_FOUND, Some("parent_run_id"));
     let missing_project = api
         .post(
             "/api/v1/runs",
@@ -265,11 +261,7 @@ async fn run_lifecycle_params_and_tags(pool: PgPool) {
             json!({ "project_id": uuid::Uuid::new_v4() }),
         )
         .await;
-    assert_error(
-        missing_project,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("project_id"),
-    );
+    assert_error(missing_project, StatusCode::NOT_FOUND, Some("project_id"));
 }
 
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]

@@ -610,6 +610,8 @@ async fn dashboard_in_headless_chromium(pool: PgPool) {
     c.goto(&format!("{base}/")).await.unwrap();
     wait_for(&c, r#"#viewer a[href="/signin"]"#).await;
     assert!(c.find_all(Locator::Css("#runs")).await.unwrap().is_empty());
+    // The live stream refuses a signed-out browser, which then says offline, not reconnecting.
+    wait_for(&c, r#"#live[data-state="offline"]"#).await;
     // The link `crucible up` prints signs the browser in, and the code leaves the address bar.
     let code = common::sign_in_code(&pool, &s.token).await;
     c.goto(&format!("{base}/auth/link?code={code}"))

@@ -37,8 +37,7 @@ fn timestamp_ms(step: usize) -> i64 {
 fn batch(b: usize) -> Value {
     let points: Vec<Value> = (b * POINTS..(b + 1) * POINTS)
         .map(|step| {
-            let ts = chrono::DateTime::from_timestamp_millis(timestamp_ms(step)).unwrap();
-            json!({ "key": KEY, "step": step, "value": value(step), "timestamp": ts })
+            json!({ "key": KEY, "step": step, "value": value(step), "timestamp_ms": timestamp_ms(step) })
         })
         .collect();
     json!({ "points": points })

@@ -307,13 +307,13 @@ async fn another_teams_token_writes_none_of_a_teams_objects(pool: PgPool) {
     assert_error(
         api.post("/api/v1/runs", &b, json!({ "project_id": project }))
             .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::NOT_FOUND,
         Some("project_id"),
     );
     let job = json!({ "spec": { "kind": "eval", "model_id": model, "benchmarks": ["gsm8k"] } });
     assert_error(
         api.post("/api/v1/jobs", &b, job).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::NOT_FOUND,
         Some("spec.model_id"),
     );
     // Nothing changed.

@@ -25,14 +25,56 @@ pub const BENCHMARKS: &[&str] = &[
 /// folder, so every feature runs anywhere.
 pub const SYNTHETIC: &str = "synthetic";
 
-/// The dataset a benchmark name refers to (`dataset:<id>`), if it names one.
+/// The dataset a benchmark name refers to (`dataset:<id>`, the id in its hyphenated form), if it
+/// names one.
 pub fn benchmark_dataset(name: &str) -> Option<Result<Uuid, Invalid>> {
     name.strip_prefix("dataset:").map(|id| {
-        id.parse().map_err(|_| {
-            Invalid::new(
-                "",
-                format!("{name:?}: `dataset:` must be followed by a dataset id"),
-            )
-        })
+        let hyphenated = (id.len() == 36).then_some(id).ok_or(());
+        hyphenated
+            .and_then(|id| id.parse().map_err(|_| ()))
+            .map_err(|()| {
+                Invalid::new(
+                    "",
+                    format!("{name:?}: `dataset:` must be followed by a dataset id"),
+                )
+            })
     })
+}
+
+/// One built-in benchmark name as JSON Schema.
+#[cfg(feature = "openapi")]
+pub fn builtin_benchmark_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(BENCHMARKS.iter().copied()))
+        .build()
+}
+
+/// The benchmark list of an eval job as JSON Schema: 1 to [`crate::MAX_BENCHMARKS`] distinct
+/// names, each a built-in benchmark or `dataset:` and a hyphenated id.
+#[cfg(feature = "openapi")]
+pub fn benchmarks_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+    let hex = |n: usize| format!("[0-9a-fA-F]{{{n}}}");
+    let dataset = format!(
+        "^dataset:{}-{}-{}-{}-{}",
+        hex(8),
+        hex(4),
+        hex(4),
+        hex(4),
+        hex(12)
+    );
+    let name = AnyOfBuilder::new().item(builtin_benchmark_schema()).item(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(dataset))
+            .min_length(Some(44))
+            .max_length(Some(44)),
+    );
+    ArrayBuilder::new()
+        .items(name)
+        .min_items(Some(1))
+        .max_items(Some(crate::MAX_BENCHMARKS))
+        .unique_items(true)
+        .build()
 }

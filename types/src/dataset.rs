@@ -45,7 +45,6 @@ pub struct Dataset {
 
 /// Query of `POST /api/v1/datasets/import`; the body is the JSONL itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 pub struct ImportDatasetQuery {
     /// Dataset name.
     pub name: String,
@@ -54,6 +53,49 @@ pub struct ImportDatasetQuery {
     /// Where the rows came from.
     #[serde(default)]
     pub source: Option<String>,
+}
+
+/// Written by hand: the derive drops `required` from a parameter with its own schema, and the
+/// name follows [`crate::check_name`].
+#[cfg(feature = "openapi")]
+impl utoipa::IntoParams for ImportDatasetQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        use utoipa::openapi::{Ref, RefOr, Required};
+        let query = |name: &str, required, description: &str, schema: RefOr<Schema>| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(required)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        };
+        let text = ObjectBuilder::new().schema_type(Type::String).build();
+        vec![
+            query(
+                "name",
+                Required::True,
+                "Dataset name.",
+                RefOr::T(Schema::Object(crate::jobs::name_schema())),
+            ),
+            query(
+                "kind",
+                Required::True,
+                "Row shape to validate against.",
+                RefOr::Ref(Ref::from_schema_name("DatasetKind")),
+            ),
+            query(
+                "source",
+                Required::False,
+                "Where the rows came from.",
+                RefOr::T(Schema::Object(text)),
+            ),
+        ]
+    }
 }
 
 /// Result of an import: the version, and whether it already existed.

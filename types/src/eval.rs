@@ -24,8 +24,10 @@ wire_enum! {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SampleRecord {
     /// Position of the problem in the benchmark.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub problem_idx: i32,
     /// Which of the n samples.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub sample_idx: i32,
     /// The benchmark's id of the problem.
     pub problem_id: String,
@@ -62,8 +64,10 @@ pub struct UploadSamples {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EvalScore {
     /// `pass@1` (= avg@n), `pass@k`, `maj@k`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::tracking::key_schema))]
     pub metric: String,
     /// The score in [0, 1].
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
     pub value: f64,
     /// Lower end of the 95% interval.
     pub ci_low: Option<f64>,
@@ -158,10 +162,13 @@ pub struct LeaderboardRow {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompletionRecord {
     /// Training step (0 for generate jobs).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub step: i64,
     /// Problem or prompt index.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub group_idx: i32,
     /// Rollout index within the group.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub sample_idx: i32,
     /// The problem's id (or the prompt's index as text).
     pub problem_id: String,

@@ -5,7 +5,7 @@ use crate::presets::{MAX_SAMPLES, Preset};
 use crate::sampling::{SamplingParams, Speculative};
 use crate::tracking::wire_enum;
 use crate::train::TrainConfig;
-use crate::validate::{Invalid, in_range};
+use crate::validate::{Invalid, check_label, in_range};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -60,22 +60,46 @@ pub struct JobRequirements {
 
 /// Most memory a worker may report or a job may ask for, in GiB (1 PiB).
 pub const MAX_MEMORY_GB: f64 = 1_048_576.0;
-/// Longest display name of a worker or model, in characters.
-pub const MAX_NAME_CHARS: usize = 250;
+/// Longest display name (of a project, run, dataset, model or worker), in characters: the
+/// database's `CHECK` on the name columns.
+pub const MAX_NAME_CHARS: usize = 200;
 
 /// What a worker offers, sent when it registers; the queue only hands it jobs it can run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerCapabilities {
     /// Devices the worker can run on, each once.
-    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 3))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = distinct_devices))]
     pub devices: Vec<Device>,
     /// Memory available to jobs, in GiB.
-    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1048576))]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1048576))]
     pub memory_gb: f64,
     /// Job kinds it implements, each once.
-    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 5))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = distinct_kinds))]
     pub kinds: Vec<JobKind>,
+}
+
+/// A non-empty list of distinct values of the schema `name`, at most `all` long.
+#[cfg(feature = "openapi")]
+fn distinct(name: &str, all: usize) -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name(name))
+        .min_items(Some(1))
+        .max_items(Some(all))
+        .unique_items(true)
+        .build()
+}
+
+/// [`WorkerCapabilities::devices`] as JSON Schema.
+#[cfg(feature = "openapi")]
+fn distinct_devices() -> utoipa::openapi::schema::Array {
+    distinct("Device", Device::ALL.len())
+}
+
+/// [`WorkerCapabilities::kinds`] as JSON Schema.
+#[cfg(feature = "openapi")]
+fn distinct_kinds() -> utoipa::openapi::schema::Array {
+    distinct("JobKind", JobKind::ALL.len())
 }
 
 /// An evaluation: model × benchmarks × sampling × n samples per problem.
@@ -86,21 +110,26 @@ pub struct EvalSpec {
     /// A registered model.
     pub model_id: Uuid,
     /// Benchmark names (`gsm8k`, `math500`, `aime2024`, `synthetic`, …) or `dataset:<id>`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::benchmarks::benchmarks_schema))]
     pub benchmarks: Vec<String>,
     /// Sampling; `preset: "mimo"` fills MiMo's (T=0.6, top-p 0.95) when absent.
     #[serde(default)]
     pub sampling: Option<SamplingParams>,
     /// Samples per problem; the preset's per-benchmark n when absent (avg@32 AIME, avg@8 code/GPQA, else 1).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
     pub n_samples: Option<u32>,
     /// Evaluate only the first `limit` problems of each benchmark.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub limit: Option<u32>,
     /// The protocol filling what `sampling` and `n_samples` leave out; greedy when absent.
     #[serde(default)]
     pub preset: Option<Preset>,
-    /// k values for pass@k and maj@k (each ≤ n); `[1]` when absent.
+    /// k values for pass@k and maj@k, each between 1 and the job's n (`n_samples`, or the
+    /// preset's n for each benchmark); `[1]` when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = ks_schema))]
     pub ks: Vec<u32>,
     /// Project whose run tracks the eval; the team's `evals` project when absent.
     #[serde(default)]
@@ -108,6 +137,18 @@ pub struct EvalSpec {
     /// MTP speculative decoding for local models (scores unchanged, decoding faster); off when absent.
     #[serde(default)]
     pub speculative: Speculative,
+}
+
+/// [`EvalSpec::ks`] as JSON Schema: each k at least 1 and at most [`MAX_SAMPLES`] (the bound
+/// by the job's n is a rule across fields, stated in the description).
+#[cfg(feature = "openapi")]
+fn ks_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let k = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(MAX_SAMPLES));
+    ArrayBuilder::new().items(k).build()
 }
 
 /// A batch of completions.
@@ -118,6 +159,7 @@ pub struct GenerateSpec {
     /// A registered model.
     pub model_id: Uuid,
     /// User messages to answer (the model's chat template is applied).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 10000))]
     pub prompts: Vec<String>,
     /// Sampling.
     #[serde(default)]
@@ -134,6 +176,7 @@ pub struct TrainSpec {
     pub config: TrainConfig,
     /// Register the final model under this name (default: `<kind>-<job id prefix>`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::optional_name_schema))]
     pub model_name: Option<String>,
 }
 
@@ -183,19 +226,29 @@ pub const MAX_BENCHMARKS: usize = 64;
 /// Most prompts one generate job may carry.
 pub const MAX_PROMPTS: usize = 10_000;
 
-/// A display name: 1 to [`MAX_NAME_CHARS`] characters, no control characters.
+/// A display name: 1 to [`MAX_NAME_CHARS`] characters, not blank, no control characters; the
+/// one rule for every name a client chooses (projects, runs, datasets, models, workers).
 pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
-    let chars = name.chars().count();
-    if name.trim().is_empty() || chars > MAX_NAME_CHARS {
-        return Err(Invalid::new(
-            field,
-            format!("must have 1 to {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Invalid::new(field, "must not contain control characters"));
-    }
-    Ok(())
+    check_label(field, name, MAX_NAME_CHARS)
+}
+
+/// [`check_name`] as JSON Schema, for every name field of the OpenAPI document.
+#[cfg(feature = "openapi")]
+pub fn name_schema() -> utoipa::openapi::schema::Object {
+    crate::validate::label_schema(MAX_NAME_CHARS)
+}
+
+/// [`name_schema`] for an optional name, which may also be `null`.
+#[cfg(feature = "openapi")]
+pub fn optional_name_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = name_schema();
+    schema.schema_type = [
+        utoipa::openapi::schema::Type::String,
+        utoipa::openapi::schema::Type::Null,
+    ]
+    .into_iter()
+    .collect();
+    schema
 }
 
 impl JobSpec {
@@ -424,7 +477,7 @@ pub struct Job {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterWorker {
     /// Display name (host name, GPU).
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 250))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::name_schema))]
     pub name: String,
     /// What it can run.
     pub capabilities: WorkerCapabilities,

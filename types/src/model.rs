@@ -12,24 +12,48 @@ pub enum ModelSource {
     /// A Hugging Face-format folder (config.json, *.safetensors, tokenizer.json) on the worker's disk.
     HfLocal {
         /// Absolute path of the folder.
+        #[cfg_attr(feature = "openapi", schema(pattern = "^/"))]
         path: String,
     },
     /// An OpenAI-compatible server (vLLM, SGLang, …) that the worker calls.
     Openai {
-        /// Base URL, e.g. `http://gpu-box:8000/v1`.
+        /// Base URL, e.g. `http://gpu-box:8000/v1`: `http://` or `https://`, then no whitespace.
+        #[cfg_attr(feature = "openapi", schema(schema_with = endpoint_url_schema))]
         base_url: String,
         /// The model name the endpoint expects.
+        #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::name_schema))]
         model: String,
     },
     /// A checkpoint written by a Crucible run.
     Checkpoint {
-        /// Folder of the HF-format checkpoint.
+        /// Folder of the HF-format checkpoint (an absolute path).
+        #[cfg_attr(feature = "openapi", schema(pattern = "^/"))]
         path: String,
         /// The run that wrote it.
         run_id: Uuid,
         /// Training step.
         step: i64,
     },
+}
+
+/// Whether `url` can be an endpoint's base URL: `http://` or `https://`, then at least one
+/// character, and no whitespace or control character anywhere.
+pub fn is_endpoint_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    rest.is_some_and(|r| !r.is_empty()) && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// [`is_endpoint_url`] as JSON Schema.
+#[cfg(feature = "openapi")]
+fn endpoint_url_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some("^https?://\\S"))
+        .build();
+    crate::validate::excluding(&mut schema, "[\\s\\u0000-\\u001f\\u007f-\\u009f]");
+    schema
 }
 
 /// A registered model.
@@ -57,6 +81,7 @@ pub struct Model {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterModel {
     /// Unique within the team.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::name_schema))]
     pub name: String,
     /// Where it lives.
     pub source: ModelSource,

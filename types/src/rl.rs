@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::sampling::{MAX_NEW_TOKENS, MAX_TEMPERATURE};
-use crate::validate::{Invalid, finite_in, in_range};
+use crate::validate::{Invalid, finite_in, fits_int64, in_range};
 
 /// Where RL problems come from. Rewards come from the verifiers of the problems' kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,7 +17,9 @@ pub enum RlData {
     /// `levels` (math, graded by answer equivalence); never overlaps the held-out benchmark.
     Synthetic {
         seed: u64,
+        #[cfg_attr(feature = "openapi", schema(min_items = 1))]
         levels: Vec<RlLevel>,
+        #[cfg_attr(feature = "openapi", schema(minimum = 1))]
         problems: usize,
     },
     /// An imported dataset (`math`, `code` or `choice` rows) by id.
@@ -30,8 +32,10 @@ pub enum RlData {
 #[serde(deny_unknown_fields)]
 pub struct RlLevel {
     /// Chained operations (1–6).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 6))]
     pub steps: u8,
     /// Digits per operand (1–4).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4))]
     pub digits: u8,
 }
 
@@ -92,13 +96,17 @@ pub enum RlRollout {
 #[serde(default, deny_unknown_fields)]
 pub struct RlEval {
     /// A built-in benchmark name (`synthetic`, `gsm8k`, …).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::benchmarks::builtin_benchmark_schema))]
     pub benchmark: String,
     /// Only the first `limit` problems.
     pub limit: Option<u32>,
     /// Samples per problem (pass@1 = avg@n).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
     pub n_samples: u32,
     /// Sampling temperature (0: greedy).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 5))]
     pub temperature: f32,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 131072))]
     pub max_new_tokens: u32,
 }
 
@@ -121,30 +129,46 @@ impl Default for RlEval {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RlConfig {
+    /// Where problems come from: at least one source.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, required = true))]
     pub data: Vec<RlData>,
     /// Optimizer steps (one rollout batch each).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub steps: u64,
     /// Rollouts per problem (G).
+    #[cfg_attr(feature = "openapi", schema(minimum = 2, maximum = 1024))]
     pub group_size: usize,
     /// Problems (groups) per rollout batch.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4096))]
     pub groups_per_batch: usize,
     /// Gradient updates per rollout batch; the ratio is taken against the rollout's log-probs.
+    /// At most `groups_per_batch × group_size`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub mini_batches: usize,
     /// Prompts longer than this (in tokens) are refused when the problems are loaded.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_prompt_tokens: usize,
     /// Response budget; a longer response is cut and counts as truncated.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 131072))]
     pub max_new_tokens: u32,
     /// Rollout temperature (top-p is 1, as in MiMo).
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 5))]
     pub temperature: f32,
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0))]
     pub lr: f64,
     /// Linear warmup steps of the learning rate.
     pub warmup_steps: u64,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub weight_decay: f64,
     /// Global gradient-norm clip (0 disables).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub grad_clip: f64,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, exclusive_maximum = 1))]
     pub eps_low: f64,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub eps_high: f64,
     /// k3 KL penalty against the starting policy; off (MiMo) when absent.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub kl_coef: Option<f64>,
     pub loss: RlLossNormalisation,
     pub advantage: RlAdvantage,
@@ -152,15 +176,19 @@ pub struct RlConfig {
     pub dynamic_sampling: bool,
     /// Rollout rounds per step before training on a short batch (logged, never fatal); the
     /// seamless engine launches at most as many groups as that many rounds could.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_rounds: usize,
     pub rollout: RlRollout,
     /// Rows the seamless engine decodes at once; one batch's rollouts
     /// (`groups_per_batch × group_size`) when absent.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub rollout_rows: Option<usize>,
     /// Probability of drawing from the easy pool (problems every rollout solved).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
     pub easy_alpha: f64,
     pub code_reward: CodeReward,
     /// Threads of the verifier pool that scores rollouts while generation runs.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 256))]
     pub reward_workers: usize,
     pub seed: u64,
     /// Save a resumable checkpoint and register it as a model every N steps (0: only at the end).
@@ -250,11 +278,23 @@ impl RlConfig {
                 "name at least one problem source".to_string(),
             ));
         }
+        for (name, value) in [
+            ("steps", self.steps),
+            ("warmup_steps", self.warmup_steps),
+            ("seed", self.seed),
+            ("checkpoint_every", self.checkpoint_every),
+            ("eval_every", self.eval_every),
+        ] {
+            fits_int64(name, value)?;
+        }
         for d in &self.data {
             if let RlData::Synthetic {
-                levels, problems, ..
+                seed,
+                levels,
+                problems,
             } = d
             {
+                fits_int64("data", *seed)?;
                 if levels.is_empty() || *problems == 0 {
                     return Err(Invalid::new(
                         "data",
@@ -375,6 +415,7 @@ pub struct RlSpec {
     pub config: RlConfig,
     /// Checkpoints are registered as `<model_name>-step<N>` (default `rl-<job id prefix>`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::optional_name_schema))]
     pub model_name: Option<String>,
 }
 

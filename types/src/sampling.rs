@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::validate::{Invalid, finite_in, in_range};
+use crate::validate::{Invalid, finite_in, fits_int64, in_range};
 
 /// Highest temperature a request may ask for (beyond it sampling is noise).
 pub const MAX_TEMPERATURE: f32 = 5.0;
@@ -42,11 +42,25 @@ pub struct SamplingParams {
     #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub stop_token_ids: Vec<u32>,
     /// Strings that end generation; the returned text stops right before the first one.
-    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = stop_schema))]
     pub stop: Vec<String>,
     /// Keep generating past the model's end-of-sequence tokens (benchmarks, fixed-length
     /// parity runs); `stop_token_ids` still apply.
     pub ignore_eos: bool,
+}
+
+/// [`SamplingParams::stop`] as JSON Schema.
+#[cfg(feature = "openapi")]
+fn stop_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let stop = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_STOP_CHARS));
+    ArrayBuilder::new()
+        .items(stop)
+        .max_items(Some(MAX_STOPS))
+        .build()
 }
 
 impl Default for SamplingParams {
@@ -106,6 +120,7 @@ impl SamplingParams {
         }
         finite_in("min_p", f64::from(self.min_p), 0.0..=1.0)?;
         in_range("max_new_tokens", self.max_new_tokens, 1..=MAX_NEW_TOKENS)?;
+        fits_int64("seed", self.seed)?;
         if self.stop_token_ids.len() > MAX_STOPS {
             return Err(Invalid::new(
                 "stop_token_ids",
@@ -148,6 +163,7 @@ pub enum Speculative {
     /// The checkpoint's MTP layers draft `k` tokens from the main model's hidden state.
     Mtp {
         /// Draft tokens per step (at most the number of MTP layers the engine can chain).
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 8))]
         k: u32,
     },
 }

@@ -103,14 +103,59 @@ impl RunStatus {
     }
 }
 
+/// Longest param, tag or metric key, in characters (MLflow's limit).
+pub const MAX_KEY_CHARS: usize = 250;
+/// Longest param or tag value, in characters.
+pub const MAX_VALUE_CHARS: usize = 8000;
+
+/// A param, tag or metric key: 1 to [`MAX_KEY_CHARS`] characters, not blank, no control
+/// characters.
+pub fn check_key(field: &str, key: &str) -> Result<(), crate::Invalid> {
+    crate::validate::check_label(field, key, MAX_KEY_CHARS)
+}
+
+/// [`check_key`] as JSON Schema.
+#[cfg(feature = "openapi")]
+pub(crate) fn key_schema() -> utoipa::openapi::schema::Object {
+    crate::validate::label_schema(MAX_KEY_CHARS)
+}
+
 /// Params and tags are text, as in MLflow, so they compare and filter the same everywhere.
 pub type StringMap = BTreeMap<String, String>;
 
 /// A body of params or tags: `{"lr": 0.001, "model": "mimo"}` — scalars become their text.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ScalarMap(#[serde(deserialize_with = "scalar_map")] pub StringMap);
+
+/// Written by hand: the derive would say "strings", and the server takes numbers and booleans
+/// too; keys follow [`check_key`] and string values [`MAX_VALUE_CHARS`].
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ScalarMap {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let value: utoipa::openapi::schema::Schema = OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(MAX_VALUE_CHARS)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .into();
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(Some(crate::validate::label_schema(MAX_KEY_CHARS)))
+            .additional_properties(Some(utoipa::openapi::RefOr::T(value.into())))
+            .description(Some(
+                "Keys to values; numbers and booleans are stored as their text.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ScalarMap {}
 
 /// A config's scalar settings as run params, nested ones under dotted keys (`optimizer.lr`), so
 /// runs made from configs compare side by side in the runs table; lists stay in the run's config.
@@ -178,7 +223,8 @@ pub struct Project {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateProject {
-    /// Unique within the team; 1–200 characters.
+    /// Unique within the team.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::name_schema))]
     pub name: String,
     /// Free text.
     #[serde(default)]
@@ -228,6 +274,7 @@ pub struct CreateRun {
     pub project_id: Uuid,
     /// Display name; generated when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::optional_name_schema))]
     pub name: Option<String>,
     /// Defaults to `external`.
     #[serde(default)]
@@ -237,9 +284,11 @@ pub struct CreateRun {
     pub status: Option<RunStatus>,
     /// Initial params (numbers and booleans are stored as their text).
     #[serde(default, deserialize_with = "scalar_map")]
+    #[cfg_attr(feature = "openapi", schema(value_type = ScalarMap))]
     pub params: StringMap,
     /// Initial tags.
     #[serde(default, deserialize_with = "scalar_map")]
+    #[cfg_attr(feature = "openapi", schema(value_type = ScalarMap))]
     pub tags: StringMap,
     /// Parent run (same project).
     #[serde(default)]
@@ -262,6 +311,7 @@ pub struct UpdateRun {
     pub status: Option<RunStatus>,
     /// New display name.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::optional_name_schema))]
     pub name: Option<String>,
 }
 
@@ -280,14 +330,34 @@ pub struct RunPage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MetricPoint {
     /// Metric name, e.g. `train/loss`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = key_schema))]
     pub key: String,
-    /// Training step (or any monotone counter).
+    /// Training step (or any monotone counter), not negative.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub step: i64,
     /// Value; must be finite.
     pub value: f64,
-    /// Wall-clock time of the observation.
+    /// Wall-clock time of the observation, in milliseconds since 1970 (as MLflow and the
+    /// history's `timestamps_ms`), between the years 1 and 9999; the server's clock when absent.
     #[serde(default)]
-    pub timestamp: Option<DateTime<Utc>>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = -62135596800000i64, maximum = 253402300799999i64)
+    )]
+    pub timestamp_ms: Option<i64>,
+}
+
+/// The wall times a metric point may carry, in milliseconds since 1970: years 1 to 9999.
+pub const TIMESTAMP_MS_RANGE: std::ops::RangeInclusive<i64> =
+    -62_135_596_800_000..=253_402_300_799_999;
+
+impl MetricPoint {
+    /// The observation's wall time, when it carries one within [`TIMESTAMP_MS_RANGE`].
+    pub fn time(&self) -> Option<DateTime<Utc>> {
+        self.timestamp_ms
+            .filter(|ms| TIMESTAMP_MS_RANGE.contains(ms))
+            .and_then(DateTime::from_timestamp_millis)
+    }
 }
 
 /// Body of `POST /api/v1/runs/{id}/metrics` (at most [`MAX_METRIC_BATCH`] points).
@@ -467,6 +537,21 @@ impl ReadScope {
     }
 }
 
+/// Columns a run listing can be sorted by (a `-` before one sorts descending).
+pub const RUN_SORT_COLUMNS: &[&str] = &["created_at", "updated_at", "name", "status", "kind"];
+
+/// [`RunFilter::sort`] as JSON Schema: each column, ascending or descending.
+#[cfg(feature = "openapi")]
+fn run_sort_schema() -> utoipa::openapi::schema::Object {
+    let orders = RUN_SORT_COLUMNS
+        .iter()
+        .flat_map(|c| [c.to_string(), format!("-{c}")]);
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(orders))
+        .build()
+}
+
 /// Filters, order and page of a run listing.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
@@ -486,10 +571,13 @@ pub struct RunFilter {
     /// Case-insensitive substring of the name.
     pub q: Option<String>,
     /// `created_at` (default), `updated_at`, `name`, `status` or `kind`; prefix `-` for descending.
+    #[cfg_attr(feature = "openapi", param(schema_with = run_sort_schema))]
     pub sort: Option<String>,
     /// Page size, 1–500 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub limit: Option<i64>,
     /// Rows to skip.
+    #[cfg_attr(feature = "openapi", param(minimum = 0))]
     pub offset: Option<i64>,
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::validate::{Invalid, finite_in, in_range};
+use crate::validate::{Invalid, finite_in, fits_int64, in_range};
 
 /// Pretraining (every token a target) or SFT (loss on response tokens only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,14 +41,25 @@ impl TrainKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Architecture {
+    /// A multiple of `num_attention_heads`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 65536))]
     pub hidden_size: usize,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 262144))]
     pub intermediate_size: usize,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 256))]
     pub num_hidden_layers: usize,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 256))]
     pub num_attention_heads: usize,
+    /// Divides `num_attention_heads`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 256))]
     pub num_key_value_heads: usize,
+    /// At least the config's `seq_len`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_position_embeddings: usize,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1e12))]
     pub rope_theta: f64,
     /// MTP layers trained alongside (MiMo pretrains with one).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 8))]
     pub num_nextn_predict_layers: usize,
 }
 
@@ -65,7 +76,7 @@ pub enum ModelInit {
     },
     /// An HF-format MiMo folder (config, weights, tokenizer) to continue from.
     From {
-        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1))]
         dir: PathBuf,
     },
 }
@@ -78,7 +89,9 @@ pub enum DataSource {
     /// The workers' synthetic problems of the training split.
     Synthetic {
         seed: u64,
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 6))]
         max_steps: u8,
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4))]
         max_digits: u8,
     },
 }
@@ -88,11 +101,16 @@ pub enum DataSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdamWConfig {
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1))]
     pub lr: f64,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 0.999999))]
     pub beta1: f64,
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 0.999999999))]
     pub beta2: f64,
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0))]
     pub eps: f64,
     /// Decoupled weight decay, applied to matrices only (not norms or biases).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10))]
     pub weight_decay: f64,
 }
 
@@ -117,24 +135,30 @@ pub struct TrainConfig {
     pub init: ModelInit,
     pub data: DataSource,
     /// Holds `checkpoint.safetensors` while running and the HF-format model in `final/` at the end.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1))]
     pub out_dir: PathBuf,
     /// Tokens per packed row.
+    #[cfg_attr(feature = "openapi", schema(minimum = 2, maximum = 1048576))]
     pub seq_len: usize,
     /// Rows per forward pass.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4096))]
     pub micro_batch: usize,
     /// Forward passes per optimizer step.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4096))]
     pub grad_accum: usize,
     /// Optimizer steps of the whole run.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000000))]
     pub steps: u64,
     #[serde(default)]
     pub optimizer: AdamWConfig,
     pub schedule: Schedule,
     /// Global gradient-norm clip (0 disables).
     #[serde(default = "default_grad_clip")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1e6))]
     pub grad_clip: f64,
     /// Weight of the MTP loss; `None` takes [`TrainKind::default_mtp_weight`].
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10))]
     pub mtp_weight: Option<f64>,
     /// Seed of the weight initialisation.
     #[serde(default)]
@@ -172,16 +196,27 @@ impl TrainConfig {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Schedule {
     /// Warmup, then a half cosine from the peak down to `min_lr_ratio` × peak at the last step.
-    Cosine { warmup: u64, min_lr_ratio: f64 },
+    Cosine {
+        /// At most the config's `steps`.
+        warmup: u64,
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
+        min_lr_ratio: f64,
+    },
     /// Warmup, a flat stretch at the peak, then a linear decay to `min_lr_ratio` × peak over the
     /// last `decay_fraction` of the run.
     Wsd {
+        /// At most the config's `steps`.
         warmup: u64,
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
         decay_fraction: f64,
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
         min_lr_ratio: f64,
     },
     /// Warmup, then the peak until the end.
-    Constant { warmup: u64 },
+    Constant {
+        /// At most the config's `steps`.
+        warmup: u64,
+    },
 }
 
 impl Schedule {
@@ -227,6 +262,8 @@ impl TrainConfig {
     /// submission and the worker before it loads anything.
     pub fn validate(&self) -> Result<(), Invalid> {
         in_range("steps", self.steps, 1..=10_000_000)?;
+        fits_int64("seed", self.seed)?;
+        fits_int64("checkpoint_every", self.checkpoint_every)?;
         in_range("seq_len", self.seq_len, 2..=1 << 20)?;
         in_range("micro_batch", self.micro_batch, 1..=4096)?;
         in_range("grad_accum", self.grad_accum, 1..=4096)?;
@@ -263,10 +300,11 @@ impl TrainConfig {
             ModelInit::From { .. } => {}
         }
         let DataSource::Synthetic {
+            seed,
             max_steps,
             max_digits,
-            ..
         } = self.data;
+        fits_int64("data.synthetic.seed", seed)?;
         in_range("data.synthetic.max_steps", max_steps, 1..=6)?;
         in_range("data.synthetic.max_digits", max_digits, 1..=4)?;
         Ok(())

@@ -43,6 +43,64 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+/// The rule for text a client chooses as a label (names, keys): 1 to `max_chars` characters, not
+/// only whitespace, no control characters. The OpenAPI document states it as a pattern.
+pub fn check_label(field: &str, text: &str, max_chars: usize) -> Result<(), Invalid> {
+    if text.trim().is_empty() || text.chars().count() > max_chars {
+        return Err(Invalid::new(
+            field,
+            format!("must have 1 to {max_chars} characters, not all blank"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// The characters [`check_label`] refuses anywhere (Unicode's control characters), as a JSON
+/// Schema pattern that matches a string containing one.
+pub const CONTROL_CHARACTER: &str = "[\\u0000-\\u001f\\u007f-\\u009f]";
+
+/// [`check_label`] as JSON Schema, for the OpenAPI document: a non-space character somewhere and
+/// no control character anywhere. Both are searches, not anchored matches: a pattern ending in
+/// `$` would also admit a trailing newline in the regex engines that generators use.
+#[cfg(feature = "openapi")]
+pub fn label_schema(max_chars: usize) -> utoipa::openapi::schema::Object {
+    let mut schema = utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max_chars))
+        .pattern(Some("\\S"))
+        .build();
+    excluding(&mut schema, CONTROL_CHARACTER);
+    schema
+}
+
+/// Adds `not: {type: string, pattern}` to a string schema: no string matching `pattern` (the
+/// type keeps a `null` of an optional field allowed). utoipa has no builder for `not`; JSON
+/// Schema in OpenAPI 3.1 has the keyword.
+#[cfg(feature = "openapi")]
+pub fn excluding(schema: &mut utoipa::openapi::schema::Object, pattern: &str) {
+    schema
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert(
+            "not".into(),
+            serde_json::json!({ "type": "string", "pattern": pattern }),
+        );
+}
+
+/// Refuses an unsigned setting beyond a signed 64-bit integer: every integer of the API fits
+/// one (Postgres `bigint`, and the `int64` format the OpenAPI document gives them).
+pub(crate) fn fits_int64(field: &str, value: u64) -> Result<(), Invalid> {
+    if i64::try_from(value).is_ok() {
+        Ok(())
+    } else {
+        Err(Invalid::new(field, format!("must be at most {}", i64::MAX)))
+    }
+}
+
 /// Refuses `value` outside `range` with the range in the message.
 pub(crate) fn in_range<T>(
     field: &str,

@@ -52,7 +52,7 @@ impl MetricsSink for RunSink<'_> {
         let step = i64::try_from(step).unwrap_or(i64::MAX);
         let prefix = self.prefix;
         // Stamped here, so a batch the client resends after a crash lands exactly as first sent.
-        let now = chrono::Utc::now();
+        let now = chrono::Utc::now().timestamp_millis();
         self.buffer
             .extend(
                 values
@@ -62,7 +62,7 @@ impl MetricsSink for RunSink<'_> {
                         key: format!("{prefix}{k}"),
                         step,
                         value: *v,
-                        timestamp: Some(now),
+                        timestamp_ms: Some(now),
                     }),
             );
         if self.buffer.len() >= FLUSH_EVERY {

@@ -2,11 +2,10 @@
 
 use crate::auth::{AuthTeam, ScopeCheck, Viewer};
 use crate::error::{AppError, Result};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiBody, ApiPath, ApiQuery};
 use crate::routes::projects::TeamFilter;
 use crate::state::AppState;
 use crate::store::datasets;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -29,16 +28,33 @@ pub fn router() -> Router<AppState> {
         .route("/datasets/{id}/rows", get(rows))
 }
 
+/// The body of an import as the OpenAPI document describes it: at least one row object, each
+/// sent as one line. (The document's type only; the handler reads the lines itself.)
+pub struct DatasetUpload;
+
+impl utoipa::PartialSchema for DatasetUpload {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::Object))
+            .min_items(Some(1))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DatasetUpload {}
+
 /// Imports a JSONL body as a new version of the named dataset (or returns the identical existing one).
 #[utoipa::path(post, path = "/api/v1/datasets/import", params(ImportDatasetQuery),
-    request_body(content = String, content_type = "application/x-ndjson"),
+    request_body(content = DatasetUpload, content_type = "application/x-ndjson",
+        description = "One row object per line (blank lines are skipped), with the fields the `kind` needs (docs/datasets.md); up to 256 MiB."),
     responses((status = 201, body = ImportDatasetResult), (status = 200, body = ImportDatasetResult),
-              (status = 422, body = ApiError)), security(("bearer" = [])))]
+              (status = 422, body = ApiError)))]
 pub async fn import(
     State(s): State<AppState>,
     auth: AuthTeam,
     ApiQuery(q): ApiQuery<ImportDatasetQuery>,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<(StatusCode, Json<ImportDatasetResult>)> {
     let text = std::str::from_utf8(&body)
         .map_err(|e| AppError::invalid("body", format!("not UTF-8: {e}")))?;
@@ -91,8 +107,10 @@ pub async fn show(
 #[into_params(parameter_in = Query)]
 pub struct RowsQuery {
     /// First row (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// Rows to return, 1–1000 (default 20).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

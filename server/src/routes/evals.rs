@@ -77,10 +77,13 @@ pub async fn show(
 #[into_params(parameter_in = Query)]
 pub struct SamplesQuery {
     /// `all` (default), `all_wrong`, `all_right` or `mixed`.
+    #[param(inline)]
     pub filter: Option<SampleFilter>,
     /// Problems to skip.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// Problems to return, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
@@ -109,7 +112,7 @@ pub async fn samples(
 
 /// Stores graded samples from the lease holder; re-uploads overwrite.
 #[utoipa::path(post, path = "/api/v1/evals/{id}/samples", params(("id" = Uuid, Path)), request_body = UploadSamples,
-    responses((status = 200, description = "stored"), (status = 409, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, description = "stored"), (status = 409, body = ApiError)))]
 pub async fn upload_samples(
     State(s): State<AppState>,
     auth: AuthTeam,
@@ -125,7 +128,7 @@ pub async fn upload_samples(
 
 /// Stores the final scores from the lease holder and finishes the eval.
 #[utoipa::path(post, path = "/api/v1/evals/{id}/scores", params(("id" = Uuid, Path)), request_body = UploadScores,
-    responses((status = 200, body = Eval), (status = 409, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Eval), (status = 409, body = ApiError)))]
 pub async fn upload_scores(
     State(s): State<AppState>,
     auth: AuthTeam,

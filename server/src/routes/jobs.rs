@@ -2,7 +2,7 @@
 
 use crate::auth::{AuthTeam, ScopeCheck, Viewer};
 use crate::error::Result;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, TaggedJson};
 use crate::live;
 use crate::state::AppState;
 use crate::store::jobs;
@@ -31,12 +31,13 @@ async fn owned_job(conn: &mut PgConnection, auth: &AuthTeam, id: Uuid) -> Result
 
 /// Submits a typed job; it gets a run (and, for evals, one eval record per benchmark).
 #[utoipa::path(post, path = "/api/v1/jobs", request_body = SubmitJob,
-    responses((status = 201, body = Job), (status = 403, body = ApiError), (status = 422, body = ApiError)),
-    security(("bearer" = [])))]
+    responses((status = 201, body = Job),
+              (status = 404, body = ApiError, description = "the model, a `dataset:<id>` benchmark or the project the spec names is not the team's"),
+              (status = 422, body = ApiError)))]
 pub async fn submit(
     State(s): State<AppState>,
     auth: AuthTeam,
-    ApiJson(req): ApiJson<SubmitJob>,
+    TaggedJson(req): TaggedJson<SubmitJob>,
 ) -> Result<(StatusCode, Json<Job>)> {
     let job = jobs::queue(&s.pool, auth.team_id, &req).await?;
     Ok((StatusCode::CREATED, Json(job)))
@@ -51,6 +52,7 @@ pub struct JobFilter {
     /// Only jobs in this state.
     pub status: Option<JobStatus>,
     /// At most this many, newest first (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -83,7 +85,7 @@ pub async fn show(
 
 /// Cancels a queued job, or asks the worker of a running one to stop.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Job), (status = 409, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Job), (status = 409, body = ApiError)))]
 pub async fn cancel(
     State(s): State<AppState>,
     auth: AuthTeam,
@@ -99,7 +101,7 @@ pub async fn cancel(
 
 /// Renews the lease and reports progress; the reply says whether to stop.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/heartbeat", params(("id" = Uuid, Path)), request_body = Heartbeat,
-    responses((status = 200, body = HeartbeatReply), (status = 409, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = HeartbeatReply), (status = 409, body = ApiError)))]
 pub async fn heartbeat(
     State(s): State<AppState>,
     auth: AuthTeam,
@@ -122,7 +124,7 @@ pub async fn heartbeat(
 
 /// Ends the job with success or a failure reason.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/complete", params(("id" = Uuid, Path)), request_body = CompleteJob,
-    responses((status = 200, body = Job), (status = 409, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Job), (status = 409, body = ApiError)))]
 pub async fn complete(
     State(s): State<AppState>,
     auth: AuthTeam,

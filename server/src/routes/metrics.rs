@@ -2,12 +2,11 @@
 
 use crate::auth::{AuthTeam, Viewer};
 use crate::error::{AppError, Result};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiBody, ApiJson, ApiPath, ApiQuery};
 use crate::live;
 use crate::routes::{owned_run, visible_run};
 use crate::state::AppState;
 use crate::store::metrics;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -73,7 +72,7 @@ async fn store(
 
 /// Logs up to 1000 points (MLflow's limit); repeats of (key, step) overwrite, late points are kept.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/metrics", params(("id" = Uuid, Path)), request_body = LogMetrics,
-    responses((status = 200, body = LogMetricsResult), (status = 422, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = LogMetricsResult), (status = 422, body = ApiError)))]
 pub async fn log(
     State(s): State<AppState>,
     auth: AuthTeam,
@@ -93,13 +92,14 @@ pub async fn log(
 
 /// Logs any number of points sent as NDJSON (one `MetricPoint` per line), in one transaction.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/metrics/bulk", params(("id" = Uuid, Path)),
-    request_body(content = String, content_type = "application/x-ndjson", description = "one MetricPoint per line"),
-    responses((status = 200, body = LogMetricsResult), (status = 422, body = ApiError)), security(("bearer" = [])))]
+    request_body(content = Vec<MetricPoint>, content_type = "application/x-ndjson",
+        description = "One `MetricPoint` per line (blank lines are skipped); up to 128 MiB."),
+    responses((status = 200, body = LogMetricsResult), (status = 422, body = ApiError)))]
 pub async fn log_bulk(
     State(s): State<AppState>,
     auth: AuthTeam,
     ApiPath(id): ApiPath<Uuid>,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<Json<LogMetricsResult>> {
     let mut points = Vec::new();
     for (i, line) in body.split(|b| *b == b'\n').enumerate() {
@@ -137,6 +137,7 @@ pub struct KeyQuery {
     /// Metric name.
     pub key: String,
     /// Bucket count for `/series`, 1–2000 (default 1000).
+    #[param(minimum = 1, maximum = 2000)]
     pub buckets: Option<i32>,
 }
 

@@ -29,8 +29,7 @@ pub struct TeamFilter {
 
 /// Creates a project in the caller's team.
 #[utoipa::path(post, path = "/api/v1/projects", request_body = CreateProject,
-    responses((status = 201, body = Project), (status = 409, body = ApiError), (status = 422, body = ApiError)),
-    security(("bearer" = [])))]
+    responses((status = 201, body = Project), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
 pub async fn create(
     State(s): State<AppState>,
     auth: AuthTeam,

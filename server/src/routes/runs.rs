@@ -32,23 +32,19 @@ pub fn router() -> Router<AppState> {
 
 /// Creates a run in one of the caller's projects.
 #[utoipa::path(post, path = "/api/v1/runs", request_body = CreateRun,
-    responses((status = 201, body = Run), (status = 403, body = ApiError), (status = 422, body = ApiError)),
-    security(("bearer" = [])))]
+    responses((status = 201, body = Run),
+              (status = 404, body = ApiError, description = "`project_id` or `parent_run_id` names nothing of the team's"),
+              (status = 422, body = ApiError)))]
 pub async fn create(
     State(s): State<AppState>,
     auth: AuthTeam,
     ApiJson(req): ApiJson<CreateRun>,
 ) -> Result<(StatusCode, Json<Run>)> {
-    // An unknown project and another team's read the same: a bad `project_id`.
+    // An unknown project and another team's read the same.
     projects::get(&s.pool, req.project_id)
         .await
         .and_then(|p| auth.scope().visible(p))
-        .map_err(|e| match e {
-            crate::error::AppError::NotFound(m) => {
-                crate::error::AppError::invalid("project_id", format!("{m} not found"))
-            }
-            other => other,
-        })?;
+        .map_err(|e| e.named_by("project_id"))?;
     let mut tx = s.pool.begin().await?;
     let run = runs::create(&mut tx, &req).await?;
     live::run_updated(&mut tx, &run).await?;
@@ -88,7 +84,7 @@ pub async fn show(
 
 /// Changes a run's status or name.
 #[utoipa::path(patch, path = "/api/v1/runs/{id}", params(("id" = Uuid, Path)), request_body = UpdateRun,
-    responses((status = 200, body = Run), (status = 409, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Run), (status = 409, body = ApiError)))]
 pub async fn update(
     State(s): State<AppState>,
     auth: AuthTeam,
@@ -105,7 +101,7 @@ pub async fn update(
 
 /// Logs params; a param cannot change value once logged.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/params", params(("id" = Uuid, Path)), request_body = ScalarMap,
-    responses((status = 200, body = Run), (status = 409, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Run), (status = 409, body = ApiError)))]
 pub async fn log_params(
     State(s): State<AppState>,
     auth: AuthTeam,
@@ -122,7 +118,7 @@ pub async fn log_params(
 
 /// Sets tags (overwriting values of existing keys).
 #[utoipa::path(post, path = "/api/v1/runs/{id}/tags", params(("id" = Uuid, Path)), request_body = ScalarMap,
-    responses((status = 200, body = Run)), security(("bearer" = [])))]
+    responses((status = 200, body = Run)))]
 pub async fn set_tags(
     State(s): State<AppState>,
     auth: AuthTeam,
@@ -139,7 +135,7 @@ pub async fn set_tags(
 
 /// Removes a tag.
 #[utoipa::path(delete, path = "/api/v1/runs/{id}/tags/{key}", params(("id" = Uuid, Path), ("key" = String, Path)),
-    responses((status = 204), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 204), (status = 404, body = ApiError)))]
 pub async fn delete_tag(
     State(s): State<AppState>,
     auth: AuthTeam,
@@ -161,7 +157,7 @@ pub struct UploadCompletions {
 
 /// Stores completions (RL rollouts, generate outputs); re-uploads overwrite.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/completions", params(("id" = Uuid, Path)), request_body = UploadCompletions,
-    responses((status = 200, description = "stored"), (status = 422, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, description = "stored"), (status = 422, body = ApiError)))]
 pub async fn upload_completions(
     State(s): State<AppState>,
     auth: AuthTeam,
@@ -182,8 +178,10 @@ pub struct CompletionQuery {
     /// Only this step.
     pub step: Option<i64>,
     /// Rows to skip.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// Rows to return, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

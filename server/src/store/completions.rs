@@ -75,9 +75,7 @@ pub async fn list(
     offset: i64,
     limit: i64,
 ) -> Result<Vec<CompletionRecord>> {
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::invalid("limit", "must be between 1 and 1000"));
-    }
+    crate::store::check_window(limit, 1000, offset)?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT step, group_idx, sample_idx, problem_id, prompt, completion, reward, verdict, tokens, truncated
          FROM completions WHERE run_id = $1 AND ($2::bigint IS NULL OR step = $2)
@@ -85,7 +83,7 @@ pub async fn list(
     )
     .bind(run_id)
     .bind(step)
-    .bind(offset.max(0))
+    .bind(offset)
     .bind(limit)
     .fetch_all(pool)
     .await?;

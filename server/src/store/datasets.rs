@@ -201,7 +201,7 @@ pub async fn import(
     source: Option<&str>,
     rows: &[Map<String, Value>],
 ) -> Result<ImportDatasetResult> {
-    crate::store::projects::check_name("name", name)?;
+    crucible_types::check_name("name", name)?;
     let hash = content_hash(rows);
     // Serialise imports of one name so two concurrent imports cannot take the same version number.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))")
@@ -282,12 +282,7 @@ pub async fn list(pool: &PgPool, team_id: Option<Uuid>) -> Result<Vec<Dataset>> 
 
 /// A page of rows for previews.
 pub async fn rows(pool: &PgPool, id: Uuid, offset: i64, limit: i64) -> Result<DatasetRows> {
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::invalid("limit", "must be between 1 and 1000"));
-    }
-    if offset < 0 {
-        return Err(AppError::invalid("offset", "must not be negative"));
-    }
+    crate::store::check_window(limit, 1000, offset)?;
     let d = get(pool, id).await?;
     let rows: Vec<(Value,)> = sqlx::query_as(
         "SELECT data FROM dataset_rows WHERE dataset_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3",

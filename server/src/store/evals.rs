@@ -117,9 +117,7 @@ pub async fn list(
     model_id: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Eval>> {
-    if !(1..=500).contains(&limit) {
-        return Err(AppError::invalid("limit", "must be between 1 and 500"));
-    }
+    crate::store::check_window(limit, 500, 0)?;
     let mut conn = pool.acquire().await?;
     let rows: Vec<EvalRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM evals WHERE ($1::uuid IS NULL OR job_id = $1) AND ($2::uuid IS NULL OR model_id = $2)
@@ -209,10 +207,11 @@ pub async fn finish(
 ) -> Result<Eval> {
     let eval = leased_eval(conn, eval_id, worker_id).await?;
     for (i, s) in scores.iter().enumerate() {
-        if !(0.0..=1.0).contains(&s.value) || s.metric.trim().is_empty() {
+        crucible_types::check_key(&format!("scores[{i}].metric"), &s.metric)?;
+        if !(0.0..=1.0).contains(&s.value) {
             return Err(AppError::invalid(
-                format!("scores[{i}]"),
-                "metric must be named and value in [0, 1]",
+                format!("scores[{i}].value"),
+                "must be in [0, 1]",
             ));
         }
         sqlx::query(
@@ -289,9 +288,7 @@ pub async fn samples(
     offset: i64,
     limit: i64,
 ) -> Result<Vec<ProblemSamples>> {
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::invalid("limit", "must be between 1 and 200"));
-    }
+    crate::store::check_window(limit, 200, offset)?;
     let having = match filter {
         SampleFilter::All => "true",
         SampleFilter::AllWrong => "bool_or(correct) = false",
@@ -303,7 +300,7 @@ pub async fn samples(
          ORDER BY problem_idx OFFSET $2 LIMIT $3"
     )))
     .bind(eval_id)
-    .bind(offset.max(0))
+    .bind(offset)
     .bind(limit)
     .fetch_all(pool)
     .await?;

@@ -81,14 +81,12 @@ async fn project_for(
     default: &str,
 ) -> Result<Uuid> {
     if let Some(id) = given {
+        let field = "spec.project_id";
         let p = projects::get(&mut *conn, id)
             .await
-            .map_err(|_| AppError::invalid("spec.project_id", format!("project {id} not found")))?;
+            .map_err(|e| e.named_by(field))?;
         if p.team_id != team_id {
-            return Err(AppError::invalid(
-                "spec.project_id",
-                format!("project {id} not found"),
-            ));
+            return Err(AppError::missing(field, format!("project {id} not found")));
         }
         return Ok(id);
     }
@@ -123,14 +121,12 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
     let max_attempts = req.max_attempts.unwrap_or(3);
     let model = match req.spec.model_id() {
         Some(id) => {
+            let field = "spec.model_id";
             let m = models::get_in(&mut *conn, id)
                 .await
-                .map_err(|_| AppError::invalid("spec.model_id", format!("model {id} not found")))?;
+                .map_err(|e| e.named_by(field))?;
             if m.team_id != team_id {
-                return Err(AppError::invalid(
-                    "spec.model_id",
-                    format!("model {id} not found"),
-                ));
+                return Err(AppError::missing(field, format!("model {id} not found")));
             }
             Some(m)
         }
@@ -142,7 +138,7 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
             .fetch_optional(&mut *conn)
             .await?;
         if owner != Some(team_id) {
-            return Err(AppError::invalid(
+            return Err(AppError::missing(
                 format!("spec.{field}"),
                 format!("dataset {id} not found"),
             ));
@@ -213,7 +209,13 @@ pub async fn submit(conn: &mut PgConnection, team_id: Uuid, req: &SubmitJob) -> 
         conn,
         &CreateRun {
             project_id,
-            name: Some(run_name),
+            // Generated from the model and benchmark names: cut to the longest name a run takes.
+            name: Some(
+                run_name
+                    .chars()
+                    .take(crucible_types::MAX_NAME_CHARS)
+                    .collect(),
+            ),
             kind: Some(kind),
             status: Some(RunStatus::Queued),
             params: params.into_iter().collect(),
@@ -278,9 +280,7 @@ pub async fn list(
     status: Option<JobStatus>,
     limit: i64,
 ) -> Result<Vec<Job>> {
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::invalid("limit", "must be between 1 and 1000"));
-    }
+    crate::store::check_window(limit, 1000, 0)?;
     let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM jobs WHERE ($1::uuid IS NULL OR team_id = $1) AND ($2::text IS NULL OR status = $2)
          ORDER BY created_at DESC LIMIT $3"

@@ -32,12 +32,7 @@ const RESOLVE_ATTEMPTS: usize = 3;
 /// Checks every point, naming the first bad one by index (`points[12].value`).
 pub fn validate(points: &[MetricPoint]) -> Result<()> {
     for (i, p) in points.iter().enumerate() {
-        if p.key.trim().is_empty() || p.key.len() > 250 {
-            return Err(AppError::invalid(
-                format!("points[{i}].key"),
-                "must be 1–250 characters",
-            ));
-        }
+        crucible_types::check_key(&format!("points[{i}].key"), &p.key)?;
         if !p.value.is_finite() {
             return Err(AppError::invalid(
                 format!("points[{i}].value"),
@@ -48,6 +43,12 @@ pub fn validate(points: &[MetricPoint]) -> Result<()> {
             return Err(AppError::invalid(
                 format!("points[{i}].step"),
                 "must not be negative",
+            ));
+        }
+        if p.timestamp_ms.is_some() && p.time().is_none() {
+            return Err(AppError::invalid(
+                format!("points[{i}].timestamp_ms"),
+                "must be milliseconds since 1970 within the years 1 to 9999",
             ));
         }
     }
@@ -65,12 +66,7 @@ fn dedupe(
 ) -> BTreeMap<(&str, i64), (f64, DateTime<Utc>)> {
     points
         .iter()
-        .map(|p| {
-            (
-                (p.key.as_str(), p.step),
-                (p.value, p.timestamp.unwrap_or(now)),
-            )
-        })
+        .map(|p| ((p.key.as_str(), p.step), (p.value, p.time().unwrap_or(now))))
         .collect()
 }
 
@@ -532,7 +528,7 @@ mod tests {
             key: key.into(),
             step,
             value,
-            timestamp: None,
+            timestamp_ms: None,
         }
     }
 

@@ -62,10 +62,14 @@ fn read_architecture(path: &str) -> Result<(String, serde_json::Value)> {
     }
     let config_path = Path::new(path).join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(|e| {
-        AppError::invalid(
-            field,
-            format!("cannot read {} on the server: {e}", config_path.display()),
-        )
+        let message = format!("cannot read {} on the server: {e}", config_path.display());
+        match e.kind() {
+            // The folder (or its config) is not there: a reference to nothing, like an unknown id.
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => {
+                AppError::missing(field, message)
+            }
+            _ => AppError::invalid(field, message),
+        }
     })?;
     let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         AppError::invalid(
@@ -88,10 +92,10 @@ fn read_architecture(path: &str) -> Result<(String, serde_json::Value)> {
 }
 
 fn check_url(url: &str) -> Result<()> {
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+    if !crucible_types::is_endpoint_url(url) {
         return Err(AppError::invalid(
             "source.base_url",
-            "must be an http:// or https:// URL",
+            "must be an http:// or https:// URL without spaces",
         ));
     }
     Ok(())
@@ -103,7 +107,7 @@ pub async fn register(
     team_id: Uuid,
     req: &RegisterModel,
 ) -> Result<Model> {
-    crate::store::projects::check_name("name", &req.name)?;
+    crucible_types::check_name("name", &req.name)?;
     let (source, path, base_url, endpoint_model, run, step) = match &req.source {
         ModelSource::HfLocal { path } => ("hf_local", Some(path.as_str()), None, None, None, None),
         ModelSource::Checkpoint { path, run_id, step } => (
@@ -116,9 +120,7 @@ pub async fn register(
         ),
         ModelSource::Openai { base_url, model } => {
             check_url(base_url)?;
-            if model.trim().is_empty() {
-                return Err(AppError::invalid("source.model", "must not be blank"));
-            }
+            crucible_types::check_name("source.model", model)?;
             (
                 "openai",
                 None,

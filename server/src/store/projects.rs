@@ -27,17 +27,6 @@ impl From<ProjectRow> for Project {
     }
 }
 
-/// Validates a project name: 1–200 characters, not blank.
-pub fn check_name(field: &str, name: &str) -> Result<()> {
-    if name.trim().is_empty() || name.chars().count() > 200 {
-        return Err(AppError::invalid(
-            field,
-            "must be 1–200 characters and not blank",
-        ));
-    }
-    Ok(())
-}
-
 /// Creates a project; a duplicate name in the team is a 409.
 pub async fn create(
     conn: &mut PgConnection,
@@ -45,7 +34,7 @@ pub async fn create(
     name: &str,
     description: &str,
 ) -> Result<Project> {
-    check_name("name", name)?;
+    crucible_types::check_name("name", name)?;
     let row: ProjectRow = sqlx::query_as(
         "INSERT INTO projects (id, team_id, name, description) VALUES ($1, $2, $3, $4)
          RETURNING id, team_id, name, description, created_at",

@@ -2,7 +2,10 @@
 
 use crate::error::{AppError, Result};
 use chrono::{DateTime, Utc};
-use crucible_types::{CreateRun, Run, RunFilter, RunKind, RunPage, RunStatus, StringMap};
+use crucible_types::{
+    CreateRun, MAX_VALUE_CHARS, RUN_SORT_COLUMNS, Run, RunFilter, RunKind, RunPage, RunStatus,
+    StringMap,
+};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -65,10 +68,10 @@ pub async fn create(conn: &mut PgConnection, req: &CreateRun) -> Result<Run> {
     let status = req.status.unwrap_or(RunStatus::Running);
     let kind = req.kind.unwrap_or(RunKind::External);
     let name = match &req.name {
-        Some(n) if n.trim().is_empty() => {
-            return Err(AppError::invalid("name", "must not be blank"));
+        Some(n) => {
+            crucible_types::check_name("name", n)?;
+            n.clone()
         }
-        Some(n) => n.clone(),
         None => format!("{kind}-{}", &Uuid::new_v4().simple().to_string()[..8]),
     };
     check_keys("params", &req.params)?;
@@ -79,10 +82,11 @@ pub async fn create(conn: &mut PgConnection, req: &CreateRun) -> Result<Run> {
                 .bind(parent)
                 .fetch_optional(&mut *conn)
                 .await?;
+        // A parent elsewhere (another project, another team's) reads as missing: no leak.
         if parent_project != Some(req.project_id) {
-            return Err(AppError::invalid(
+            return Err(AppError::missing(
                 "parent_run_id",
-                "parent run must exist in the same project",
+                format!("run {parent} not found in this project"),
             ));
         }
     }
@@ -112,16 +116,11 @@ pub async fn create(conn: &mut PgConnection, req: &CreateRun) -> Result<Run> {
 
 fn check_keys(field: &str, map: &StringMap) -> Result<()> {
     for (k, v) in map {
-        if k.trim().is_empty() || k.len() > 250 {
+        crucible_types::check_key(&format!("{field}.{k}"), k)?;
+        if v.chars().count() > MAX_VALUE_CHARS {
             return Err(AppError::invalid(
                 format!("{field}.{k}"),
-                "keys must be 1–250 characters",
-            ));
-        }
-        if v.len() > 8000 {
-            return Err(AppError::invalid(
-                format!("{field}.{k}"),
-                "values must be at most 8000 bytes",
+                format!("values must have at most {MAX_VALUE_CHARS} characters"),
             ));
         }
     }
@@ -169,10 +168,8 @@ pub async fn update(
             ),
         });
     }
-    if let Some(n) = name
-        && n.trim().is_empty()
-    {
-        return Err(AppError::invalid("name", "must not be blank"));
+    if let Some(n) = name {
+        crucible_types::check_name("name", n)?;
     }
     let sql = format!(
         "UPDATE runs r SET
@@ -244,27 +241,22 @@ pub async fn delete_tag(conn: &mut PgConnection, run_id: Uuid, key: &str) -> Res
 /// The page of runs matching `f`, with the total count.
 pub async fn list(pool: &PgPool, f: &RunFilter) -> Result<RunPage> {
     let limit = f.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(AppError::invalid("limit", "must be between 1 and 500"));
-    }
     let offset = f.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(AppError::invalid("offset", "must not be negative"));
-    }
+    crate::store::check_window(limit, 500, offset)?;
     let sort = f.sort.as_deref().unwrap_or("-created_at");
     let (column, descending) = match sort.strip_prefix('-') {
         Some(c) => (c, true),
         None => (sort, false),
     };
-    let column = match column {
-        "created_at" | "updated_at" | "name" | "status" | "kind" => column,
-        _ => {
-            return Err(AppError::invalid(
-                "sort",
-                "must be one of created_at, updated_at, name, status, kind (prefix - for descending)",
-            ));
-        }
-    };
+    if !RUN_SORT_COLUMNS.contains(&column) {
+        return Err(AppError::invalid(
+            "sort",
+            format!(
+                "must be one of {} (prefix - for descending)",
+                RUN_SORT_COLUMNS.join(", ")
+            ),
+        ));
+    }
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT {RUN_COLUMNS}, count(*) OVER () AS total FROM runs r JOIN projects p ON p.id = r.project_id WHERE true"
     ));

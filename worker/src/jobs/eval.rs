@@ -150,7 +150,7 @@ pub(crate) fn run(
                     key: format!("eval/{}/{}", target.benchmark, s.metric),
                     step: 0,
                     value: s.value,
-                    timestamp: Some(chrono::Utc::now()),
+                    timestamp_ms: Some(chrono::Utc::now().timestamp_millis()),
                 })
                 .collect();
             if let Err(e) = client.log_metrics(run_id, points) {

@@ -15,7 +15,6 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{TimeZone, Utc};
 use crucible_types::{CreateRun, MetricPoint, Project, Run, RunKind, RunStatus, StringMap};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -92,12 +91,13 @@ impl IntoResponse for MlflowError {
         let (status, _) = self.0.status_and_code();
         let code = match &self.0 {
             AppError::Invalid { .. } => "INVALID_PARAMETER_VALUE",
-            AppError::NotFound(_) | AppError::Db(sqlx::Error::RowNotFound) => {
-                "RESOURCE_DOES_NOT_EXIST"
-            }
+            AppError::NotFound(_)
+            | AppError::Missing { .. }
+            | AppError::Db(sqlx::Error::RowNotFound) => "RESOURCE_DOES_NOT_EXIST",
             AppError::Unauthorized(_) => "UNAUTHENTICATED",
             AppError::Conflict { .. } => "RESOURCE_ALREADY_EXISTS",
             AppError::LeaseLost(_) => "INVALID_STATE",
+            AppError::TooLarge(_) => "REQUEST_LIMIT_EXCEEDED",
             AppError::Db(_) => "INTERNAL_ERROR",
         };
         let status = if status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY
@@ -421,9 +421,7 @@ fn to_point(m: MlMetric) -> MetricPoint {
         key: m.key,
         step: m.step.unwrap_or(0),
         value: m.value,
-        timestamp: m
-            .timestamp
-            .and_then(|t| Utc.timestamp_millis_opt(t).single()),
+        timestamp_ms: m.timestamp,
     }
 }
 

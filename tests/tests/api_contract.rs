@@ -1,0 +1,160 @@
+//! The OpenAPI document against the server itself: schemathesis (pinned, from PyPI) generates
+//! requests from `/api/v1/openapi.json`, valid and invalid, sends them to a live server and
+//! checks every answer against the document (`--checks all`): no 5xx, no undeclared status, no
+//! response outside its schema, no valid request refused, no invalid one accepted, no read
+//! without credentials. The test command installs schemathesis and sets `CRUCIBLE_SCHEMATHESIS`
+//! (and, in CI, `CRUCIBLE_REQUIRE_SCHEMATHESIS`, so that a missing tool fails instead of skipping).
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{Api, assert_error, token};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+/// The settings of the run (seed, timeouts, examples per operation), beside this crate.
+const CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/schemathesis/schemathesis.toml"
+);
+
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn schemathesis_finds_the_server_as_its_document_says(pool: PgPool) {
+    let test = "schemathesis_finds_the_server_as_its_document_says";
+    let Some(schemathesis) = crucible_types::testing::optional_input(
+        "CRUCIBLE_SCHEMATHESIS",
+        "CRUCIBLE_REQUIRE_SCHEMATHESIS",
+        test,
+    ) else {
+        return;
+    };
+    let token = token(&pool, "fuzz").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(crucible_server::serve(listener, pool.clone()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out = tokio::process::Command::new(schemathesis)
+        .args(["--config-file", CONFIG, "run"])
+        .arg(format!("{base}/api/v1/openapi.json"))
+        .args(["--url", &base, "--checks", "all"])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--report", "json", "--report-json-path"])
+        .arg(&report)
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .expect("cannot run schemathesis");
+    let output = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(&report).unwrap_or_else(|e| panic!("no report ({e}):\n{output}")),
+    )
+    .unwrap();
+
+    let operations = &report["operations"];
+    assert!(
+        operations["total"].as_u64().unwrap() >= 39,
+        "the document lists every operation: {operations}"
+    );
+    assert_eq!(
+        operations["tested"], operations["total"],
+        "every operation is fuzzed: {operations}\n{output}"
+    );
+    assert_eq!(report["failures"], Value::Array(vec![]), "{output}");
+    assert_eq!(report["errors"], Value::Array(vec![]), "{output}");
+    assert_eq!(report["phases"]["fuzzing"]["status"], "success", "{output}");
+    assert!(out.status.success(), "{output}");
+}
+
+/// Bodies are bounded: past the route's limit the answer is a 413 in the API's error format (not
+/// axum's plain text), and nothing is stored; a route with a higher limit takes the same body.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn a_body_over_its_routes_limit_is_a_413_in_the_api_format(pool: PgPool) {
+    let api = Api::new(pool.clone());
+    let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
+    let huge = json!({ "name": "p", "description": "x".repeat(3 << 20) });
+    assert_error(
+        api.post("/api/v1/projects", &t, huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Some("body"),
+    );
+    let (_, projects) = api.get("/api/v1/projects").await;
+    assert_eq!(projects, json!([]), "nothing was created");
+
+    // 3 MiB of NDJSON points: over the default limit, well under the bulk route's.
+    let project = api.project(&t, "big").await;
+    let run = api.run(&t, &project, json!({})).await;
+    let line = |step: usize| format!("{{\"key\":\"loss\",\"step\":{step},\"value\":0.5}}\n");
+    let points = (3 << 20) / line(0).len() + 1;
+    let body: String = (0..points).map(line).collect();
+    let path = format!("/api/v1/runs/{}/metrics/bulk", run["id"].as_str().unwrap());
+    let (status, logged) = api
+        .raw(
+            Method::POST,
+            &path,
+            Some(&t),
+            Some(body),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{logged}");
+    assert_eq!(logged["accepted"], points);
+}
+
+/// serde reads a JSON array into a struct field by field; the API takes only objects, so
+/// `PATCH /runs/{id}` with `[]` is refused instead of changing nothing and answering 200.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn a_body_that_is_not_an_object_is_refused(pool: PgPool) {
+    let api = Api::new(pool.clone());
+    let t = token(&pool, "alpha").await;
+    let project = api.project(&t, "p").await;
+    let run = api.run(&t, &project, json!({ "name": "before" })).await;
+    let path = format!("/api/v1/runs/{}", run["id"].as_str().unwrap());
+    for body in [json!([]), json!(["after"]), json!(null), json!("after")] {
+        assert_error(
+            api.call(Method::PATCH, &path, Some(&t), Some(body)).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("body"),
+        );
+    }
+}
+
+/// A checkpoint of a run that does not exist (or is another team's) is not found, naming the
+/// field; it used to reach the database's foreign key and answer 500.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn a_checkpoint_of_an_unknown_run_is_not_found(pool: PgPool) {
+    let api = Api::new(pool.clone());
+    let a = token(&pool, "alpha").await;
+    let b = token(&pool, "beta").await;
+    let project = api.project(&a, "p").await;
+    let alphas = api.run(&a, &project, json!({})).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"architectures":["MiMoForCausalLM"]}"#,
+    )
+    .unwrap();
+    let checkpoint = |run: &Value| json!({ "name": "ckpt", "source": { "kind": "checkpoint", "path": dir.path(), "run_id": run, "step": 1 } });
+    for (who, run) in [
+        (&a, json!(uuid::Uuid::new_v4())),
+        (&b, alphas["id"].clone()),
+    ] {
+        assert_error(
+            api.post("/api/v1/models", who, checkpoint(&run)).await,
+            StatusCode::NOT_FOUND,
+            Some("source.run_id"),
+        );
+    }
+    let (status, model) = api
+        .post("/api/v1/models", &a, checkpoint(&alphas["id"]))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{model}");
+}
