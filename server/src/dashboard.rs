@@ -243,11 +243,10 @@ impl StoreSource {
 }
 
 fn source_error(e: AppError) -> SourceError {
+    // The field the API's own error body names (a bad field, a missing reference, a conflict).
     let field = match &e {
-        AppError::Invalid { field, .. } => Some(field.clone()),
         AppError::Unauthorized(_) => Some("authorization".to_string()),
-        AppError::Conflict { field, .. } => field.clone(),
-        _ => None,
+        other => other.body().field,
     };
     let message = match &e {
         // Internal errors are logged, never shown.

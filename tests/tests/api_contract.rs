@@ -17,6 +17,8 @@ const CONFIG: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/schemathesis/schemathesis.toml"
 );
+/// The NDJSON encoding and the rules across fields that no schema states (see the file).
+const HOOKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemathesis/hooks.py");
 
 #[sqlx::test(migrator = "crucible_server::MIGRATOR")]
 async fn schemathesis_finds_the_server_as_its_document_says(pool: PgPool) {
@@ -44,6 +46,7 @@ async fn schemathesis_finds_the_server_as_its_document_says(pool: PgPool) {
         .args(["--report", "json", "--report-json-path"])
         .arg(&report)
         .current_dir(dir.path())
+        .env("SCHEMATHESIS_HOOKS", HOOKS)
         .env("NO_COLOR", "1")
         .output()
         .await

@@ -63,12 +63,13 @@ pub async fn list(
     Viewer(scope): Viewer,
     ApiQuery(f): ApiQuery<JobFilter>,
 ) -> Result<Json<Vec<Job>>> {
+    let limit = f.limit.unwrap_or(100);
+    // Checked before the scope: a bad limit is refused even where the answer would be empty.
+    crate::store::check_window(limit, jobs::MAX_LIST, 0)?;
     let Some(team) = scope.narrow(f.team_id) else {
         return Ok(Json(Vec::new()));
     };
-    Ok(Json(
-        jobs::list(&s.pool, team, f.status, f.limit.unwrap_or(100)).await?,
-    ))
+    Ok(Json(jobs::list(&s.pool, team, f.status, limit).await?))
 }
 
 /// One job.

@@ -90,9 +90,24 @@ pub async fn log(
     Ok(Json(store(&s, &auth, id, &body.points).await?))
 }
 
+/// The body of a bulk upload as the OpenAPI document describes it: at least one `MetricPoint`,
+/// each sent as one line. (The document's type only; the handler reads the lines itself.)
+pub struct MetricLines;
+
+impl utoipa::PartialSchema for MetricLines {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("MetricPoint"))
+            .min_items(Some(1))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MetricLines {}
+
 /// Logs any number of points sent as NDJSON (one `MetricPoint` per line), in one transaction.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/metrics/bulk", params(("id" = Uuid, Path)),
-    request_body(content = Vec<MetricPoint>, content_type = "application/x-ndjson",
+    request_body(content = MetricLines, content_type = "application/x-ndjson",
         description = "One `MetricPoint` per line (blank lines are skipped); up to 128 MiB."),
     responses((status = 200, body = LogMetricsResult), (status = 422, body = ApiError)))]
 pub async fn log_bulk(
@@ -114,6 +129,12 @@ pub async fn log_bulk(
             other => other,
         })?;
         points.push(point);
+    }
+    if points.is_empty() {
+        return Err(AppError::invalid(
+            "body",
+            "no points: send one MetricPoint per line",
+        ));
     }
     Ok(Json(store(&s, &auth, id, &points).await?))
 }

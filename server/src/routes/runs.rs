@@ -60,6 +60,8 @@ pub async fn list(
     Viewer(scope): Viewer,
     ApiQuery(mut f): ApiQuery<RunFilter>,
 ) -> Result<Json<RunPage>> {
+    // Checked before the scope: a bad page is refused even where the answer would be empty.
+    runs::page_of(&f)?;
     let Some(team) = scope.narrow(f.team_id) else {
         return Ok(Json(RunPage {
             runs: Vec::new(),

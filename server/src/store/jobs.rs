@@ -273,6 +273,9 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Job> {
     .try_into()
 }
 
+/// Most jobs one listing returns.
+pub const MAX_LIST: i64 = 1000;
+
 /// Jobs, newest first, optionally of one team and status.
 pub async fn list(
     pool: &PgPool,
@@ -280,7 +283,7 @@ pub async fn list(
     status: Option<JobStatus>,
     limit: i64,
 ) -> Result<Vec<Job>> {
-    crate::store::check_window(limit, 1000, 0)?;
+    crate::store::check_window(limit, MAX_LIST, 0)?;
     let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM jobs WHERE ($1::uuid IS NULL OR team_id = $1) AND ($2::text IS NULL OR status = $2)
          ORDER BY created_at DESC LIMIT $3"

@@ -238,8 +238,8 @@ pub async fn delete_tag(conn: &mut PgConnection, run_id: Uuid, key: &str) -> Res
     Ok(())
 }
 
-/// The page of runs matching `f`, with the total count.
-pub async fn list(pool: &PgPool, f: &RunFilter) -> Result<RunPage> {
+/// A listing's page and order, checked: `(limit, offset, sort column, descending)`.
+pub fn page_of(f: &RunFilter) -> Result<(i64, i64, &str, bool)> {
     let limit = f.limit.unwrap_or(50);
     let offset = f.offset.unwrap_or(0);
     crate::store::check_window(limit, 500, offset)?;
@@ -257,6 +257,12 @@ pub async fn list(pool: &PgPool, f: &RunFilter) -> Result<RunPage> {
             ),
         ));
     }
+    Ok((limit, offset, column, descending))
+}
+
+/// The page of runs matching `f`, with the total count.
+pub async fn list(pool: &PgPool, f: &RunFilter) -> Result<RunPage> {
+    let (limit, offset, column, descending) = page_of(f)?;
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT {RUN_COLUMNS}, count(*) OVER () AS total FROM runs r JOIN projects p ON p.id = r.project_id WHERE true"
     ));

@@ -90,6 +90,7 @@ async fn bench(args: Args) -> Result<()> {
     let started = Instant::now();
     let history: serde_json::Value = client
         .get(format!("{base}/api/v1/runs/{run_id}/metrics/history"))
+        .header("Authorization", &auth)
         .query(&[("key", "train/loss")])
         .send()
         .await?
