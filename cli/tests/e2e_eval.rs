@@ -378,7 +378,13 @@ async fn compare_pairs_two_evals_by_problem(pool: PgPool) {
     }
     let mut compare = Command::new(env!("CARGO_BIN_EXE_crucible"));
     compare
-        .args(["compare", "--server", &server.base])
+        .args([
+            "compare",
+            "--server",
+            &server.base,
+            "--token",
+            &server.token,
+        ])
         .args(evals.iter().map(|e| e["id"].as_str().unwrap()))
         .env("RUST_LOG", "warn");
     // Off the runtime's thread: the server answering the command runs on it.

@@ -5,7 +5,7 @@ use crate::presets::{MAX_SAMPLES, Preset};
 use crate::sampling::{SamplingParams, Speculative};
 use crate::tracking::wire_enum;
 use crate::train::TrainConfig;
-use crate::validate::{Invalid, check_label, in_range};
+use crate::validate::{Invalid, check_label, fits_int64, in_range};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -264,6 +264,9 @@ impl JobSpec {
                         format!("give 1 to {MAX_PROMPTS} prompts"),
                     ));
                 }
+                // Seeds the engine derives per request span all of u64; one a client sends is an
+                // API integer, which fits an i64.
+                fits_int64("sampling.seed", g.sampling.seed)?;
                 g.sampling.validate().map_err(|e| e.under("sampling"))
             }
             JobSpec::Pretrain(t) | JobSpec::Sft(t) => {
@@ -341,6 +344,9 @@ impl EvalSpec {
         }
         if let Some(limit) = self.limit {
             in_range("limit", limit, 1..=u32::MAX)?;
+        }
+        if let Some(sampling) = &self.sampling {
+            fits_int64("sampling.seed", sampling.seed)?;
         }
         self.speculative.validate()
     }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::validate::{Invalid, finite_in, fits_int64, in_range};
+use crate::validate::{Invalid, finite_in, in_range};
 
 /// Highest temperature a request may ask for (beyond it sampling is noise).
 pub const MAX_TEMPERATURE: f32 = 5.0;
@@ -120,7 +120,6 @@ impl SamplingParams {
         }
         finite_in("min_p", f64::from(self.min_p), 0.0..=1.0)?;
         in_range("max_new_tokens", self.max_new_tokens, 1..=MAX_NEW_TOKENS)?;
-        fits_int64("seed", self.seed)?;
         if self.stop_token_ids.len() > MAX_STOPS {
             return Err(Invalid::new(
                 "stop_token_ids",

@@ -167,22 +167,12 @@ fn operations_with_errors(open_reads: bool) -> utoipa::openapi::OpenApi {
     );
     for (path, item) in doc.paths.paths.iter_mut() {
         if path == PUBLIC_PATH {
-            for op in operations(item) {
+            for (op, _) in operations(item) {
                 declare_errors(op, false);
             }
             continue;
         }
-        let reads = item.get.iter_mut().map(|op| (op, true));
-        let writes = [
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        .map(|op| (op, false));
-        for (op, is_read) in reads.chain(writes) {
+        for (op, is_read) in operations(item) {
             let mut allowed = vec![SecurityRequirement::new(BEARER, Vec::<String>::new())];
             let open = is_read && open_reads;
             if is_read {
@@ -231,10 +221,10 @@ fn inline_tagged_variants(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
     }
 }
 
-/// Every operation of a path.
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [
-        &mut item.get,
+/// Every operation of a path, each with whether it is a read (a `GET`).
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (&mut Operation, bool)> {
+    let reads = item.get.iter_mut().map(|op| (op, true));
+    let writes = [
         &mut item.post,
         &mut item.put,
         &mut item.patch,
@@ -242,6 +232,8 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     ]
     .into_iter()
     .flatten()
+    .map(|op| (op, false));
+    reads.chain(writes)
 }
 
 /// Adds the error answers that follow from the operation's inputs, keeping any the handler's
