@@ -80,7 +80,7 @@ impl utoipa::IntoParams for ImportDatasetQuery {
                 "name",
                 Required::True,
                 "Dataset name.",
-                RefOr::T(Schema::Object(crate::jobs::name_schema())),
+                RefOr::T(Schema::Object(crate::validate::name_schema())),
             ),
             query(
                 "kind",

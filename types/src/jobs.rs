@@ -1,11 +1,11 @@
 //! The job queue's contract: what users submit, what workers lease, and what they report back.
 
-use crate::benchmarks::{BENCHMARKS, benchmark_dataset};
+use crate::benchmarks::{BENCHMARKS, MAX_BENCHMARKS, benchmark_dataset};
 use crate::presets::{MAX_SAMPLES, Preset};
 use crate::sampling::{SamplingParams, Speculative};
 use crate::tracking::wire_enum;
 use crate::train::TrainConfig;
-use crate::validate::{Invalid, check_label, fits_int64, in_range};
+use crate::validate::{Invalid, check_name, fits_int64, in_range};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -60,9 +60,6 @@ pub struct JobRequirements {
 
 /// Most memory a worker may report or a job may ask for, in GiB (1 PiB).
 pub const MAX_MEMORY_GB: f64 = 1_048_576.0;
-/// Longest display name (of a project, run, dataset, model or worker), in characters: the
-/// database's `CHECK` on the name columns.
-pub const MAX_NAME_CHARS: usize = 200;
 
 /// What a worker offers, sent when it registers; the queue only hands it jobs it can run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,7 +173,7 @@ pub struct TrainSpec {
     pub config: TrainConfig,
     /// Register the final model under this name (default: `<kind>-<job id prefix>`).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::optional_name_schema))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::validate::optional_name_schema))]
     pub model_name: Option<String>,
 }
 
@@ -221,35 +218,8 @@ impl JobSpec {
     }
 }
 
-/// Most benchmarks one eval job may name.
-pub const MAX_BENCHMARKS: usize = 64;
 /// Most prompts one generate job may carry.
 pub const MAX_PROMPTS: usize = 10_000;
-
-/// A display name: 1 to [`MAX_NAME_CHARS`] characters, not blank, no control characters; the
-/// one rule for every name a client chooses (projects, runs, datasets, models, workers).
-pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
-    check_label(field, name, MAX_NAME_CHARS)
-}
-
-/// [`check_name`] as JSON Schema, for every name field of the OpenAPI document.
-#[cfg(feature = "openapi")]
-pub fn name_schema() -> utoipa::openapi::schema::Object {
-    crate::validate::label_schema(MAX_NAME_CHARS)
-}
-
-/// [`name_schema`] for an optional name, which may also be `null`.
-#[cfg(feature = "openapi")]
-pub fn optional_name_schema() -> utoipa::openapi::schema::Object {
-    let mut schema = name_schema();
-    schema.schema_type = [
-        utoipa::openapi::schema::Type::String,
-        utoipa::openapi::schema::Type::Null,
-    ]
-    .into_iter()
-    .collect();
-    schema
-}
 
 impl JobSpec {
     /// Everything about the spec that can be checked without the database; the server then
@@ -483,7 +453,7 @@ pub struct Job {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterWorker {
     /// Display name (host name, GPU).
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::name_schema))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::validate::name_schema))]
     pub name: String,
     /// What it can run.
     pub capabilities: WorkerCapabilities,

@@ -28,4 +28,4 @@ pub use presets::Preset;
 pub use rl::*;
 pub use sampling::*;
 pub use tracking::*;
-pub use validate::Invalid;
+pub use validate::{Invalid, MAX_NAME_CHARS, check_name};

@@ -21,7 +21,7 @@ pub enum ModelSource {
         #[cfg_attr(feature = "openapi", schema(schema_with = endpoint_url_schema))]
         base_url: String,
         /// The model name the endpoint expects.
-        #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::name_schema))]
+        #[cfg_attr(feature = "openapi", schema(schema_with = crate::validate::name_schema))]
         model: String,
     },
     /// A checkpoint written by a Crucible run.
@@ -81,7 +81,7 @@ pub struct Model {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterModel {
     /// Unique within the team.
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::name_schema))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::validate::name_schema))]
     pub name: String,
     /// Where it lives.
     pub source: ModelSource,

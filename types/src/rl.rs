@@ -415,7 +415,7 @@ pub struct RlSpec {
     pub config: RlConfig,
     /// Checkpoints are registered as `<model_name>-step<N>` (default `rl-<job id prefix>`).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::optional_name_schema))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::validate::optional_name_schema))]
     pub model_name: Option<String>,
 }
 

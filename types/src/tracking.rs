@@ -146,7 +146,7 @@ impl utoipa::PartialSchema for ScalarMap {
         ObjectBuilder::new()
             .schema_type(Type::Object)
             .property_names(Some(crate::validate::label_schema(MAX_KEY_CHARS)))
-            .additional_properties(Some(utoipa::openapi::RefOr::T(value.into())))
+            .additional_properties(Some(utoipa::openapi::RefOr::T(value)))
             .description(Some(
                 "Keys to values; numbers and booleans are stored as their text.",
             ))
@@ -224,7 +224,7 @@ pub struct Project {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateProject {
     /// Unique within the team.
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::name_schema))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::validate::name_schema))]
     pub name: String,
     /// Free text.
     #[serde(default)]
@@ -274,7 +274,7 @@ pub struct CreateRun {
     pub project_id: Uuid,
     /// Display name; generated when absent.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::optional_name_schema))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::validate::optional_name_schema))]
     pub name: Option<String>,
     /// Defaults to `external`.
     #[serde(default)]
@@ -311,7 +311,7 @@ pub struct UpdateRun {
     pub status: Option<RunStatus>,
     /// New display name.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::jobs::optional_name_schema))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::validate::optional_name_schema))]
     pub name: Option<String>,
 }
 

@@ -91,6 +91,35 @@ pub fn excluding(schema: &mut utoipa::openapi::schema::Object, pattern: &str) {
         );
 }
 
+/// Longest display name (of a project, run, dataset, model or worker), in characters: the
+/// database's `CHECK` on the name columns.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A display name: 1 to [`MAX_NAME_CHARS`] characters, not blank, no control characters; the
+/// one rule for every name a client chooses (projects, runs, datasets, models, workers).
+pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
+    check_label(field, name, MAX_NAME_CHARS)
+}
+
+/// [`check_name`] as JSON Schema, for every name field of the OpenAPI document.
+#[cfg(feature = "openapi")]
+pub fn name_schema() -> utoipa::openapi::schema::Object {
+    label_schema(MAX_NAME_CHARS)
+}
+
+/// [`name_schema`] for an optional name, which may also be `null`.
+#[cfg(feature = "openapi")]
+pub fn optional_name_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = name_schema();
+    schema.schema_type = [
+        utoipa::openapi::schema::Type::String,
+        utoipa::openapi::schema::Type::Null,
+    ]
+    .into_iter()
+    .collect();
+    schema
+}
+
 /// Refuses an unsigned setting beyond a signed 64-bit integer: every integer of the API fits
 /// one (Postgres `bigint`, and the `int64` format the OpenAPI document gives them).
 pub(crate) fn fits_int64(field: &str, value: u64) -> Result<(), Invalid> {
