@@ -282,6 +282,19 @@ async fn bad_points_are_refused_and_change_nothing(pool: PgPool) {
         StatusCode::UNPROCESSABLE_ENTITY,
         Some("points[0].key"),
     );
+    // The field's old name is refused, not ignored (the point would silently lose its time).
+    let old_time = json!({ "points": [{ "key": "x", "step": 0, "value": 1.0, "timestamp": "2026-12-01T00:00:00Z" }] });
+    assert_error(
+        api.post(&url, &t, old_time).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("points[0].timestamp"),
+    );
+    let out_of_time = json!({ "points": [{ "key": "x", "step": 0, "value": 1.0, "timestamp_ms": 300_000_000_000_000i64 }] });
+    assert_error(
+        api.post(&url, &t, out_of_time).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("points[0].timestamp_ms"),
+    );
     let (_, summary) = api.get(&url).await;
     assert_eq!(summary, json!([]), "nothing of a refused batch was stored");
     let unknown_run = format!("/api/v1/runs/{}/metrics", uuid::Uuid::new_v4());

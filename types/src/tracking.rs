@@ -328,6 +328,7 @@ pub struct RunPage {
 /// One metric observation. `step` orders points; `timestamp` defaults to the server's clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct MetricPoint {
     /// Metric name, e.g. `train/loss`.
     #[cfg_attr(feature = "openapi", schema(schema_with = key_schema))]
