@@ -31,6 +31,7 @@ async fn schemathesis_finds_the_server_as_its_document_says(pool: PgPool) {
         return;
     };
     let token = token(&pool, "fuzz").await;
+    let ids = seed_objects(&pool, &token).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(crucible_server::serve(listener, pool.clone()));
@@ -47,6 +48,7 @@ async fn schemathesis_finds_the_server_as_its_document_says(pool: PgPool) {
         .arg(&report)
         .current_dir(dir.path())
         .env("SCHEMATHESIS_HOOKS", HOOKS)
+        .envs(ids)
         .env("NO_COLOR", "1")
         .output()
         .await
@@ -73,7 +75,74 @@ async fn schemathesis_finds_the_server_as_its_document_says(pool: PgPool) {
     assert_eq!(report["failures"], Value::Array(vec![]), "{output}");
     assert_eq!(report["errors"], Value::Array(vec![]), "{output}");
     assert_eq!(report["phases"]["fuzzing"]["status"], "success", "{output}");
+    let warnings = &report["warnings"];
+    for quiet in [
+        "missing_auth",
+        "validation_mismatch",
+        "unresolvable_reference",
+        "low_valid_rate",
+    ] {
+        assert_eq!(warnings[quiet], json!([]), "{quiet}: {warnings}");
+    }
+    // Every `{id}` operation reached a real object; only a tag of a random key stays not found.
+    let unreached = warnings["missing_test_data"].as_array().unwrap();
+    assert!(
+        unreached
+            .iter()
+            .all(|op| op.as_str().is_some_and(|o| o.ends_with("/tags/{key}"))),
+        "{warnings}"
+    );
     assert!(out.status.success(), "{output}");
+}
+
+/// One object of each kind the `{id}` operations read, as the `CRUCIBLE_FUZZ_*` variables the
+/// schemathesis settings name: with them those operations answer with real objects, which are
+/// then checked against their schemas, instead of only "not found".
+async fn seed_objects(pool: &PgPool, token: &str) -> Vec<(String, String)> {
+    let api = Api::new(pool.clone());
+    api.read_as(token).await;
+    let id = |v: &Value| v["id"].as_str().expect("an id").to_string();
+    let project = api.project(token, "fuzz").await;
+    let run = id(&api.run(token, &project, json!({ "name": "seeded" })).await);
+    let (s, logged) = api
+        .post(
+            &format!("/api/v1/runs/{run}/metrics"),
+            token,
+            json!({ "points": [{ "key": "loss", "step": 0, "value": 1.0 }] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{logged}");
+    let model = api.local_model(token, "seeded", json!([])).await;
+    let (s, imported) = api
+        .raw(
+            Method::POST,
+            "/api/v1/datasets/import?name=seeded&kind=math",
+            Some(token),
+            Some("{\"problem\": \"1+1?\", \"answer\": \"2\"}\n".into()),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{imported}");
+    let eval_job =
+        json!({ "spec": { "kind": "eval", "model_id": model, "benchmarks": ["synthetic"] } });
+    let (s, job) = api.post("/api/v1/jobs", token, eval_job).await;
+    assert_eq!(s, StatusCode::CREATED, "{job}");
+    let (_, evals) = api.get(&format!("/api/v1/evals?job_id={}", id(&job))).await;
+    let worker = json!({ "name": "seeded", "capabilities": { "devices": ["cpu"], "memory_gb": 8, "kinds": ["eval"] } });
+    let (s, worker) = api.post("/api/v1/workers", token, worker).await;
+    assert_eq!(s, StatusCode::CREATED, "{worker}");
+    [
+        ("PROJECT", project),
+        ("RUN", run),
+        ("MODEL", model),
+        ("DATASET", id(&imported["dataset"])),
+        ("JOB", id(&job)),
+        ("EVAL", id(&evals[0])),
+        ("WORKER", id(&worker)),
+    ]
+    .into_iter()
+    .map(|(kind, id)| (format!("CRUCIBLE_FUZZ_{kind}"), id))
+    .collect()
 }
 
 /// Bodies are bounded: past the route's limit the answer is a 413 in the API's error format (not
