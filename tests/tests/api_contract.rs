@@ -230,3 +230,57 @@ async fn a_checkpoint_of_an_unknown_run_is_not_found(pool: PgPool) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{model}");
 }
+
+/// What schemathesis found the server doing apart from its document, each checked directly: an
+/// enum tag given as a number, an integer spelled `2.0`, a float off by one unit, an empty bulk
+/// upload, and a bad page hidden behind another team's empty listing.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn the_edges_schemathesis_found_stay_fixed(pool: PgPool) {
+    let api = Api::new(pool.clone());
+    let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
+    let model = api.local_model(&t, "m", json!([])).await;
+    let numeric_kind =
+        json!({ "spec": { "kind": 0, "model_id": model, "benchmarks": ["synthetic"] } });
+    assert_error(
+        api.post("/api/v1/jobs", &t, numeric_kind).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("spec.kind"),
+    );
+
+    let project = api.project(&t, "p").await;
+    let run = api.run(&t, &project, json!({})).await;
+    let run = run["id"].as_str().unwrap();
+    let below_one = 0.999_999_999_999_999_9_f64;
+    let points = json!({ "points": [{ "key": "x", "step": 3.0, "value": below_one }] });
+    let (s, logged) = api
+        .post(&format!("/api/v1/runs/{run}/metrics"), &t, points)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{logged}");
+    let (_, history) = api
+        .get(&format!("/api/v1/runs/{run}/metrics/history?key=x"))
+        .await;
+    assert_eq!(history["steps"], json!([3]));
+    assert_eq!(history["values"][0].as_f64(), Some(below_one));
+
+    let (s, empty) = api
+        .raw(
+            Method::POST,
+            &format!("/api/v1/runs/{run}/metrics/bulk"),
+            Some(&t),
+            Some("\n\n".into()),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_error((s, empty), StatusCode::UNPROCESSABLE_ENTITY, Some("body"));
+
+    let other_team = uuid::Uuid::new_v4();
+    for listing in ["jobs", "runs"] {
+        assert_error(
+            api.get(&format!("/api/v1/{listing}?team_id={other_team}&limit=0"))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("limit"),
+        );
+    }
+}

@@ -87,11 +87,26 @@ const SESSION: &str = "session";
 pub fn document(open_reads: bool) -> serde_json::Value {
     let mut doc = serde_json::to_value(operations_with_errors(open_reads))
         .expect("an OpenAPI document serializes");
-    pin_uuids(&mut doc);
+    each_object(&mut doc, &mut pin_uuid);
     for name in CLOSED_ENUMS {
-        close_objects(&mut doc["components"]["schemas"][*name]);
+        each_object(&mut doc["components"]["schemas"][*name], &mut close_object);
     }
     doc
+}
+
+/// Calls `visit` on every JSON object inside `value`, outermost first.
+fn each_object(
+    value: &mut serde_json::Value,
+    visit: &mut impl FnMut(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            visit(map);
+            map.values_mut().for_each(|v| each_object(v, visit));
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| each_object(v, visit)),
+        _ => {}
+    }
 }
 
 /// Enums whose variants `deny_unknown_fields`: utoipa closes the objects of such structs
@@ -105,19 +120,13 @@ const CLOSED_ENUMS: &[&str] = &[
     "Speculative",
 ];
 
-/// Sets `additionalProperties: false` on every object schema written out inside `schema`
-/// (references lead elsewhere and keep their own).
-fn close_objects(schema: &mut serde_json::Value) {
-    match schema {
-        serde_json::Value::Object(map) => {
-            if map.get("type").and_then(|t| t.as_str()) == Some("object") {
-                map.entry("additionalProperties")
-                    .or_insert(serde_json::Value::Bool(false));
-            }
-            map.values_mut().for_each(close_objects);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(close_objects),
-        _ => {}
+/// Sets `additionalProperties: false` on an object schema written out in place (references lead
+/// elsewhere and keep their own).
+fn close_object(schema: &mut serde_json::Map<String, serde_json::Value>) {
+    if schema.get("type").and_then(|t| t.as_str()) == Some("object") {
+        schema
+            .entry("additionalProperties")
+            .or_insert(serde_json::Value::Bool(false));
     }
 }
 
@@ -127,19 +136,12 @@ const UUID_PATTERN: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
 
 /// `format: uuid` only annotates (JSON Schema asserts no format by default), so a generator
-/// may send `""` where an id belongs; every id schema also gets the pattern and length it means.
-fn pin_uuids(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            if map.get("format").and_then(|f| f.as_str()) == Some("uuid") {
-                map.insert("pattern".into(), UUID_PATTERN.into());
-                map.insert("minLength".into(), 36.into());
-                map.insert("maxLength".into(), 36.into());
-            }
-            map.values_mut().for_each(pin_uuids);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(pin_uuids),
-        _ => {}
+/// may send `""` where an id belongs; an id schema also gets the pattern and length it means.
+fn pin_uuid(schema: &mut serde_json::Map<String, serde_json::Value>) {
+    if schema.get("format").and_then(|f| f.as_str()) == Some("uuid") {
+        schema.insert("pattern".into(), UUID_PATTERN.into());
+        schema.insert("minLength".into(), 36.into());
+        schema.insert("maxLength".into(), 36.into());
     }
 }
 
@@ -297,9 +299,12 @@ fn api_error(description: &str) -> Response {
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
+    /// Built once per setting: the document depends on nothing but the code and `open_reads`.
+    static DOCUMENTS: std::sync::LazyLock<[serde_json::Value; 2]> =
+        std::sync::LazyLock::new(|| [document(false), document(true)]);
     Router::new().route(
         "/openapi.json",
-        get(|State(s): State<AppState>| async move { Json(document(s.open_reads)) }),
+        get(|State(s): State<AppState>| async move { Json(&DOCUMENTS[usize::from(s.open_reads)]) }),
     )
 }
 
