@@ -11,15 +11,24 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::webgpu::cache::GpuKv;
+
 /// Keys and values of one attention layer, `(batch, kv_heads, capacity, head_dim)`.
 struct LayerKv {
     k: Tensor,
     v: Tensor,
 }
 
+/// Where the keys and values live: candle tensors (allocated at the first append, when their
+/// shape is known) or buffers on a wgpu adapter.
+enum Storage {
+    Tensors(Vec<Option<LayerKv>>),
+    Gpu(GpuKv),
+}
+
 /// The cache of one model (or one MTP layer) for one batch.
 pub struct KvCache {
-    layers: Vec<Option<LayerKv>>,
+    storage: Storage,
     pads: Vec<usize>,
     /// Per row, the sorted columns (at or after its padding) it ignores; may name columns not
     /// written yet, so a lagging cache can learn its holes before it catches up.
@@ -36,11 +45,23 @@ impl KvCache {
     /// (the number of left-padding columns of that row), with room for `capacity` columns.
     pub fn new(num_layers: usize, pads: Vec<usize>, capacity: usize) -> Self {
         Self {
-            layers: (0..num_layers).map(|_| None).collect(),
+            storage: Storage::Tensors((0..num_layers).map(|_| None).collect()),
             holes: vec![Vec::new(); pads.len()],
             pads,
             len: 0,
             capacity: capacity.max(1),
+            store: true,
+        }
+    }
+
+    /// A cache whose keys and values live on a wgpu adapter (the wgpu decoder writes them).
+    pub(crate) fn on_gpu(storage: GpuKv, pads: Vec<usize>) -> Self {
+        Self {
+            capacity: storage.capacity(),
+            storage: Storage::Gpu(storage),
+            holes: vec![Vec::new(); pads.len()],
+            pads,
+            len: 0,
             store: true,
         }
     }
@@ -107,8 +128,22 @@ impl KvCache {
         dtype: DType,
         device: &Device,
     ) -> candle_core::Result<Option<Tensor>> {
+        match self.mask_values(t, f32::NEG_INFINITY) {
+            Some(data) => {
+                let shape = (self.pads.len(), 1, 1, t, self.len + t);
+                Ok(Some(
+                    Tensor::from_vec(data, shape, device)?.to_dtype(dtype)?,
+                ))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The values of [`Self::mask`], row-major `(batch, t, len + t)`, with `hidden` at hidden
+    /// keys (the wgpu kernels take a finite stand-in for -inf).
+    pub(crate) fn mask_values(&self, t: usize, hidden_value: f32) -> Option<Vec<f32>> {
         if t == 1 && self.is_dense() {
-            return Ok(None);
+            return None;
         }
         let total = self.len + t;
         let mut data = Vec::with_capacity(self.pads.len() * t * total);
@@ -121,12 +156,11 @@ impl KvCache {
             for q in self.len..total {
                 for (k, &hole) in hidden.iter().enumerate() {
                     let visible = k == q || (k < q && k >= pad && q >= pad && !hole);
-                    data.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+                    data.push(if visible { 0f32 } else { hidden_value });
                 }
             }
         }
-        let mask = Tensor::from_vec(data, (self.pads.len(), 1, 1, t, total), device)?;
-        Ok(Some(mask.to_dtype(dtype)?))
+        Some(data)
     }
 
     /// Starts row `row` afresh at the next column: everything before it becomes that row's
@@ -180,15 +214,23 @@ impl KvCache {
         n: usize,
     ) -> candle_core::Result<()> {
         let (start, src_start) = (self.len - n, src.len - n);
-        for (dst, from) in self.layers.iter().zip(&src.layers) {
-            let (Some(dst), Some(from)) = (dst, from) else {
-                candle_core::bail!("splice_row before the first forward pass");
-            };
-            for (d, s) in [(&dst.k, &from.k), (&dst.v, &from.v)] {
-                let piece = s.narrow(0, src_row, 1)?.narrow(2, src_start, n)?;
-                d.narrow(0, row, 1)?
-                    .slice_set(&piece.contiguous()?, 2, start)?;
+        match (&mut self.storage, &src.storage) {
+            (Storage::Tensors(layers), Storage::Tensors(from_layers)) => {
+                for (dst, from) in layers.iter().zip(from_layers) {
+                    let (Some(dst), Some(from)) = (dst, from) else {
+                        candle_core::bail!("splice_row before the first forward pass");
+                    };
+                    for (d, s) in [(&dst.k, &from.k), (&dst.v, &from.v)] {
+                        let piece = s.narrow(0, src_row, 1)?.narrow(2, src_start, n)?;
+                        d.narrow(0, row, 1)?
+                            .slice_set(&piece.contiguous()?, 2, start)?;
+                    }
+                }
             }
+            (Storage::Gpu(dst), Storage::Gpu(from)) => {
+                dst.splice_row(row, start, from, src_row, src_start, n);
+            }
+            _ => candle_core::bail!("splice_row between caches on different devices"),
         }
         self.pads[row] = start;
         self.holes[row].clear();
@@ -204,9 +246,16 @@ impl KvCache {
         }
         let live = self.len - dead;
         self.capacity = (live * 2).max(1);
-        for slot in self.layers.iter_mut().flatten() {
-            slot.k = grow(&slot.k.narrow(2, dead, live)?, self.capacity)?;
-            slot.v = grow(&slot.v.narrow(2, dead, live)?, self.capacity)?;
+        match &mut self.storage {
+            Storage::Tensors(layers) => {
+                for slot in layers.iter_mut().flatten() {
+                    slot.k = grow(&slot.k.narrow(2, dead, live)?, self.capacity)?;
+                    slot.v = grow(&slot.v.narrow(2, dead, live)?, self.capacity)?;
+                }
+            }
+            Storage::Gpu(kv) => kv
+                .resize(dead, live, self.capacity)
+                .map_err(candle_core::Error::wrap)?,
         }
         for pad in &mut self.pads {
             *pad -= dead;
@@ -232,7 +281,10 @@ impl KvCache {
         let t = k.dim(2)?;
         let needed = self.len + t;
         self.reserve(needed)?;
-        let slot = match &mut self.layers[layer] {
+        let Storage::Tensors(layers) = &mut self.storage else {
+            candle_core::bail!("a tensor append to a cache on a wgpu adapter");
+        };
+        let slot = match &mut layers[layer] {
             Some(slot) => slot,
             empty => {
                 let (b, h, _, d) = k.dims4()?;
@@ -252,9 +304,16 @@ impl KvCache {
     fn reserve(&mut self, needed: usize) -> candle_core::Result<()> {
         if needed > self.capacity {
             self.capacity = needed.max(self.capacity * 2);
-            for slot in self.layers.iter_mut().flatten() {
-                slot.k = grow(&slot.k, self.capacity)?;
-                slot.v = grow(&slot.v, self.capacity)?;
+            match &mut self.storage {
+                Storage::Tensors(layers) => {
+                    for slot in layers.iter_mut().flatten() {
+                        slot.k = grow(&slot.k, self.capacity)?;
+                        slot.v = grow(&slot.v, self.capacity)?;
+                    }
+                }
+                Storage::Gpu(kv) => kv
+                    .resize(0, self.len, self.capacity)
+                    .map_err(candle_core::Error::wrap)?,
             }
         }
         Ok(())
@@ -268,12 +327,24 @@ impl KvCache {
             .filter(|c| self.holes[row].binary_search(c).is_err())
             .map(|c| c as u32)
             .collect();
-        let Some(slot) = &self.layers[layer] else {
+        let Storage::Tensors(layers) = &self.storage else {
+            candle_core::bail!("row_kv of a cache on a wgpu adapter");
+        };
+        let Some(slot) = &layers[layer] else {
             candle_core::bail!("row_kv before the first forward pass");
         };
         let idx = Tensor::new(live.as_slice(), slot.k.device())?;
         let pick = |t: &Tensor| t.get(row)?.index_select(&idx, 1);
         Ok((pick(&slot.k)?, pick(&slot.v)?))
+    }
+
+    /// Makes room for `t` more columns and hands the wgpu decoder the storage to write them to.
+    pub(crate) fn gpu_storage(&mut self, t: usize) -> Result<&GpuKv, candle_core::Error> {
+        self.reserve(self.len + t)?;
+        match &mut self.storage {
+            Storage::Gpu(kv) => kv.ready().map_err(candle_core::Error::wrap),
+            Storage::Tensors(_) => candle_core::bail!("a wgpu forward pass over a candle cache"),
+        }
     }
 
     /// Marks `t` columns as written once every layer has appended them.

@@ -29,6 +29,11 @@ impl RmsNorm {
         })
     }
 
+    /// The learned scale, for backends that run the norm outside candle.
+    pub(crate) fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if self.differentiable {
             return candle_nn::ops::rms_norm_slow(x, &self.weight, self.eps);
@@ -125,6 +130,12 @@ impl Rope {
             cos: freqs.cos()?.to_dtype(dtype)?,
             sin: freqs.sin()?.to_dtype(dtype)?,
         })
+    }
+
+    /// The `(max_positions, head_dim / 2)` cos and sin tables, for backends that apply RoPE
+    /// outside candle (so both use the very same values).
+    pub(crate) fn tables(&self) -> (&Tensor, &Tensor) {
+        (&self.cos, &self.sin)
     }
 
     /// Tables and mask for the next `t` columns of `cache`.
@@ -330,6 +341,17 @@ impl Mlp {
     }
 }
 
+/// The tensors of one decoder block as the forward pass uses them (q/k/v and gate/up fused),
+/// for backends that run the block outside candle.
+pub(crate) struct BlockWeights<'a> {
+    pub(crate) input_norm: &'a Tensor,
+    pub(crate) qkv: &'a Linear,
+    pub(crate) o_proj: &'a Linear,
+    pub(crate) post_norm: &'a Tensor,
+    pub(crate) gate_up: &'a Linear,
+    pub(crate) down_proj: &'a Linear,
+}
+
 /// One pre-norm decoder block; also the body of each MTP layer.
 #[derive(Debug, Clone)]
 pub(crate) struct DecoderLayer {
@@ -359,6 +381,18 @@ impl DecoderLayer {
             )?,
             mlp: Mlp::load(w, &format!("{prefix}.mlp"), cfg)?,
         })
+    }
+
+    /// The block's tensors.
+    pub(crate) fn weights(&self) -> BlockWeights<'_> {
+        BlockWeights {
+            input_norm: self.input_layernorm.weight(),
+            qkv: &self.self_attn.qkv,
+            o_proj: &self.self_attn.o_proj,
+            post_norm: self.post_attention_layernorm.weight(),
+            gate_up: &self.mlp.gate_up,
+            down_proj: &self.mlp.down_proj,
+        }
     }
 
     /// Runs the block on `x` `(batch, t, hidden)`, using layer slot `layer` of `cache`.

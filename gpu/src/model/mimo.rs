@@ -6,6 +6,7 @@
 //! five narrow ones; the arithmetic is the same.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Linear;
@@ -17,6 +18,8 @@ use super::layers::{DecoderLayer, RmsNorm, Rope, StepContext};
 use super::mtp::MtpLayer;
 use super::packed::PackedLayout;
 use super::weights::Weights;
+use crate::webgpu::WgpuDevice;
+use crate::webgpu::decoder::{DecoderWeights, Readout, WgpuDecoder};
 
 /// Where and in which precision to run a checkpoint.
 #[derive(Debug, Clone)]
@@ -26,6 +29,9 @@ pub struct LoadOptions {
     pub device: Device,
     /// Load the MTP layers (when the checkpoint has them) so draft logits are available.
     pub load_mtp: bool,
+    /// Run inference on this wgpu adapter (f32): the weights are uploaded to it and caches
+    /// live on it. Training paths (`forward_packed`) still run on `device`, the CPU.
+    pub wgpu: Option<Arc<WgpuDevice>>,
 }
 
 impl Default for LoadOptions {
@@ -34,6 +40,7 @@ impl Default for LoadOptions {
             dtype: DType::F32,
             device: Device::Cpu,
             load_mtp: true,
+            wgpu: None,
         }
     }
 }
@@ -49,6 +56,8 @@ pub struct MimoModel {
     mtp_layers: Vec<MtpLayer>,
     dtype: DType,
     device: Device,
+    /// The same weights on a wgpu adapter, when inference runs there.
+    wgpu: Option<WgpuDecoder>,
 }
 
 impl MimoModel {
@@ -59,6 +68,11 @@ impl MimoModel {
                 "bf16 compute is not available on the CPU (candle's CPU matmul lacks it); \
                  use f32 (bf16 checkpoints are converted while loading) or f16"
                     .into(),
+            ));
+        }
+        if opts.wgpu.is_some() && !opts.device.is_cpu() {
+            return Err(ModelError::Invalid(
+                "a model on a wgpu adapter keeps its candle copy on the CPU".into(),
             ));
         }
         let config = MimoConfig::from_file(&dir.join("config.json"))?;
@@ -96,8 +110,24 @@ impl MimoModel {
         } else {
             Vec::new()
         };
+        let rope = Rope::new(cfg, opts.dtype, &opts.device)?;
+        let wgpu = match &opts.wgpu {
+            Some(gpu) => Some(WgpuDecoder::new(
+                Arc::clone(gpu),
+                cfg,
+                &DecoderWeights {
+                    embed: &embed_tokens,
+                    blocks: layers.iter().map(DecoderLayer::weights).collect(),
+                    norm: norm.weight(),
+                    lm_head: &lm_head,
+                    mtp: mtp_layers.iter().map(MtpLayer::weights).collect(),
+                    rope: rope.tables(),
+                },
+            )?),
+            None => None,
+        };
         Ok(Self {
-            rope: Rope::new(cfg, opts.dtype, &opts.device)?,
+            rope,
             config,
             embed_tokens,
             layers,
@@ -106,6 +136,7 @@ impl MimoModel {
             mtp_layers,
             dtype: opts.dtype,
             device: opts.device.clone(),
+            wgpu,
         })
     }
 
@@ -114,9 +145,20 @@ impl MimoModel {
         &self.config
     }
 
-    /// The device the weights live on.
+    /// The device the weights live on, and where token ids and logits are passed (the CPU
+    /// for a model on a wgpu adapter).
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Where inference runs, for logs and benchmarks: `cpu`, `cuda` or `wgpu: <adapter>`.
+    pub fn runs_on(&self) -> String {
+        match (&self.wgpu, &self.device) {
+            (Some(w), _) => format!("wgpu: {}", w.gpu().describe()),
+            (None, Device::Cpu) => "cpu".into(),
+            (None, Device::Cuda(_)) => "cuda".into(),
+            (None, other) => format!("{other:?}"),
+        }
     }
 
     /// Number of loaded MTP layers (0 when the checkpoint has none or they were not loaded).
@@ -126,12 +168,18 @@ impl MimoModel {
 
     /// A fresh cache for the main decoder, for rows with the given left padding.
     pub fn new_cache(&self, pads: Vec<usize>, capacity: usize) -> KvCache {
-        KvCache::new(self.layers.len(), pads, capacity)
+        match &self.wgpu {
+            Some(w) => w.new_cache(self.layers.len(), pads, capacity),
+            None => KvCache::new(self.layers.len(), pads, capacity),
+        }
     }
 
     /// A fresh cache for one MTP layer (which has its own attention history).
     pub fn new_mtp_cache(&self, pads: Vec<usize>, capacity: usize) -> KvCache {
-        KvCache::new(1, pads, capacity)
+        match &self.wgpu {
+            Some(w) => w.new_cache(1, pads, capacity),
+            None => KvCache::new(1, pads, capacity),
+        }
     }
 
     /// Embeddings `(batch, t, hidden)` of token ids `(batch, t)`.
@@ -151,11 +199,15 @@ impl MimoModel {
         cache: &mut KvCache,
     ) -> Result<Tensor, ModelError> {
         let (b, t) = tokens.dims2()?;
-        if b != cache.batch_size() {
-            return Err(ModelError::Invalid(format!(
-                "batch of {b} rows does not match a cache of {} rows",
-                cache.batch_size()
-            )));
+        self.check_batch(b, cache)?;
+        if let Some(w) = &self.wgpu {
+            self.rope.check_positions(&cache.positions(t))?;
+            let hidden = w.forward(&ids_of(tokens)?, t, cache, Readout::Hidden)?;
+            return Ok(Tensor::from_vec(
+                hidden,
+                (b, t, self.config.hidden_size),
+                &self.device,
+            )?);
         }
         let ctx = self.rope.step(cache, t, self.dtype)?;
         let x = self.run_layers(tokens, &ctx, cache)?;
@@ -219,17 +271,47 @@ impl MimoModel {
 
     /// Final norm and LM head over pre-norm hidden states `(batch, t, hidden)` → logits.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor, ModelError> {
+        if let Some(w) = &self.wgpu {
+            let mut dims = hidden.dims().to_vec();
+            let values = hidden
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let logits = w.logits(&values)?;
+            *dims.last_mut().expect("hidden states have a width") = self.config.vocab_size;
+            return Ok(Tensor::from_vec(logits, dims, &self.device)?);
+        }
         Ok(self.lm_head.forward(&self.norm.forward(hidden)?)?)
     }
 
     /// Logits `(batch, t, vocab)` of every new position.
     pub fn forward(&self, tokens: &Tensor, cache: &mut KvCache) -> Result<Tensor, ModelError> {
+        if let Some(w) = &self.wgpu {
+            let (b, t) = tokens.dims2()?;
+            self.check_batch(b, cache)?;
+            self.rope.check_positions(&cache.positions(t))?;
+            let rows: Vec<u32> = (0..(b * t) as u32).collect();
+            let logits = w.forward(&ids_of(tokens)?, t, cache, Readout::Logits(&rows))?;
+            let shape = (b, t, self.config.vocab_size);
+            return Ok(Tensor::from_vec(logits, shape, &self.device)?);
+        }
         let hidden = self.forward_hidden(tokens, cache)?;
         self.logits(&hidden)
     }
 
     /// Logits `(batch, vocab)` of the last new position only (what decoding needs), in f32.
     pub fn forward_last(&self, tokens: &Tensor, cache: &mut KvCache) -> Result<Tensor, ModelError> {
+        if let Some(w) = &self.wgpu {
+            let (b, t) = tokens.dims2()?;
+            self.check_batch(b, cache)?;
+            self.rope.check_positions(&cache.positions(t))?;
+            let logits = w.forward(&ids_of(tokens)?, t, cache, Readout::LastLogits)?;
+            return Ok(Tensor::from_vec(
+                logits,
+                (b, self.config.vocab_size),
+                &self.device,
+            )?);
+        }
         let hidden = self.forward_hidden(tokens, cache)?;
         let t = hidden.dim(1)?;
         let last = hidden.narrow(1, t - 1, 1)?;
@@ -249,6 +331,12 @@ impl MimoModel {
         next_tokens: &Tensor,
         cache: &mut KvCache,
     ) -> Result<Tensor, ModelError> {
+        if self.wgpu.is_some() {
+            let (b, t) = next_tokens.dims2()?;
+            let rows: Vec<u32> = (0..(b * t) as u32).collect();
+            let logits = self.mtp_on_gpu(k, hidden, next_tokens, cache, &rows)?;
+            return Ok(logits.reshape((b, t, self.config.vocab_size))?);
+        }
         let out = self.mtp_states(k, hidden, next_tokens, cache)?;
         Ok(self.lm_head.forward(&out)?)
     }
@@ -264,6 +352,15 @@ impl MimoModel {
         cache: &mut KvCache,
         columns: &[usize],
     ) -> Result<Tensor, ModelError> {
+        if self.wgpu.is_some() {
+            let t = next_tokens.dim(1)?;
+            let rows: Vec<u32> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| (i * t + c) as u32)
+                .collect();
+            return self.mtp_on_gpu(k, hidden, next_tokens, cache, &rows);
+        }
         let out = self.mtp_states(k, hidden, next_tokens, cache)?;
         let (b, t, n) = out.dims3()?;
         let rows: Vec<u32> = columns
@@ -275,6 +372,44 @@ impl MimoModel {
             .reshape((b * t, n))?
             .index_select(&Tensor::new(rows.as_slice(), out.device())?, 0)?;
         Ok(self.lm_head.forward(&picked)?.to_dtype(DType::F32)?)
+    }
+
+    /// MTP layer `k` on the wgpu adapter: logits `(rows.len(), vocab)` at flat `(batch · t)` rows.
+    fn mtp_on_gpu(
+        &self,
+        k: usize,
+        hidden: &Tensor,
+        next_tokens: &Tensor,
+        cache: &mut KvCache,
+        rows: &[u32],
+    ) -> Result<Tensor, ModelError> {
+        let w = self
+            .wgpu
+            .as_ref()
+            .expect("called for a model on a wgpu adapter");
+        let (b, t) = next_tokens.dims2()?;
+        self.check_batch(b, cache)?;
+        self.rope.check_positions(&cache.positions(t))?;
+        let hidden = hidden
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let logits = w.mtp_logits(k, &hidden, &ids_of(next_tokens)?, t, cache, rows)?;
+        Ok(Tensor::from_vec(
+            logits,
+            (rows.len(), self.config.vocab_size),
+            &self.device,
+        )?)
+    }
+
+    fn check_batch(&self, b: usize, cache: &KvCache) -> Result<(), ModelError> {
+        if b != cache.batch_size() {
+            return Err(ModelError::Invalid(format!(
+                "batch of {b} rows does not match a cache of {} rows",
+                cache.batch_size()
+            )));
+        }
+        Ok(())
     }
 
     fn mtp_states(
@@ -292,4 +427,9 @@ impl MimoModel {
         cache.commit(t);
         Ok(out)
     }
+}
+
+/// Token ids `(batch, t)` as a flat row-major vector.
+fn ids_of(tokens: &Tensor) -> Result<Vec<u32>, ModelError> {
+    Ok(tokens.flatten_all()?.to_vec1::<u32>()?)
 }

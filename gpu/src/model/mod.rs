@@ -3,7 +3,7 @@
 
 pub mod config;
 pub mod kv_cache;
-mod layers;
+pub(crate) mod layers;
 pub mod mimo;
 pub mod mtp;
 pub mod packed;
@@ -54,4 +54,7 @@ pub enum ModelError {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// The wgpu backend failed (no adapter, a buffer too large, a failed submission).
+    #[error(transparent)]
+    Wgpu(#[from] crate::webgpu::WgpuError),
 }

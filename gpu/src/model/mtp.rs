@@ -12,7 +12,7 @@ use candle_nn::Linear;
 use super::ModelError;
 use super::config::MimoConfig;
 use super::kv_cache::KvCache;
-use super::layers::{DecoderLayer, RmsNorm, StepContext};
+use super::layers::{BlockWeights, DecoderLayer, RmsNorm, StepContext};
 use super::weights::Weights;
 
 /// One MTP layer, stored under `model.mtp_layers.{k}` with no `mtp_block.` segment.
@@ -41,6 +41,17 @@ impl MtpLayer {
         })
     }
 
+    /// The layer's tensors, for backends that run it outside candle.
+    pub(crate) fn weights(&self) -> MtpWeights<'_> {
+        MtpWeights {
+            token_norm: self.token_layernorm.weight(),
+            hidden_norm: self.hidden_layernorm.weight(),
+            input_proj: self.input_proj.weight(),
+            block: self.block.weights(),
+            final_norm: self.final_layernorm.weight(),
+        }
+    }
+
     /// Normalised output `(batch, t, hidden)` from pre-norm `hidden` and next-token `embeds`.
     pub(crate) fn forward(
         &self,
@@ -61,4 +72,14 @@ impl MtpLayer {
         let x = self.block.forward(&x, ctx, cache, 0)?;
         self.final_layernorm.forward(&x)
     }
+}
+
+/// The tensors of one MTP layer.
+pub(crate) struct MtpWeights<'a> {
+    pub(crate) token_norm: &'a Tensor,
+    pub(crate) hidden_norm: &'a Tensor,
+    /// `(hidden, 2 · hidden)`: the normalised hidden state first, then the token embedding.
+    pub(crate) input_proj: &'a Tensor,
+    pub(crate) block: BlockWeights<'a>,
+    pub(crate) final_norm: &'a Tensor,
 }

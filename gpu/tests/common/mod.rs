@@ -1,6 +1,8 @@
 //! Shared helpers of the model tests: the committed tiny-MiMo fixture and its reference outputs.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod wgpu;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 

@@ -1,0 +1,540 @@
+//! The MiMo decoder on a wgpu adapter: the candle model's weights uploaded once (q/k/v and
+//! gate/up already fused), and each forward pass recorded as one [`Plan`] of kernel launches
+//! over the cache's buffers, read back only where the caller needs values.
+
+use std::sync::Arc;
+
+use candle_core::{DType, Tensor};
+use candle_nn::Linear;
+
+use super::cache::GpuKv;
+use super::context::{WgpuDevice, WgpuError};
+use super::ops::{self, AttentionShape, MASKED, MAX_HEAD_DIM, NormRows};
+use super::plan::Plan;
+use crate::model::ModelError;
+use crate::model::config::MimoConfig;
+use crate::model::kv_cache::KvCache;
+use crate::model::layers::BlockWeights;
+use crate::model::mtp::MtpWeights;
+
+/// What a forward pass reads back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Readout<'a> {
+    /// Logits `(batch, vocab)` of each row's last new column.
+    LastLogits,
+    /// Logits `(rows.len(), vocab)` of the given flat `(batch · t)` rows.
+    Logits(&'a [u32]),
+    /// Pre-norm hidden states `(batch · t, hidden)` of every new column.
+    Hidden,
+}
+
+/// A linear layer's weight `(out, in)` and optional bias on the adapter.
+struct GpuLinear {
+    weight: wgpu::Buffer,
+    bias: Option<wgpu::Buffer>,
+    out: usize,
+    inp: usize,
+}
+
+/// One decoder block's buffers.
+struct GpuBlock {
+    input_norm: wgpu::Buffer,
+    qkv: GpuLinear,
+    o_proj: GpuLinear,
+    post_norm: wgpu::Buffer,
+    gate_up: GpuLinear,
+    down_proj: GpuLinear,
+}
+
+/// One MTP layer's buffers.
+struct GpuMtp {
+    token_norm: wgpu::Buffer,
+    hidden_norm: wgpu::Buffer,
+    input_proj: GpuLinear,
+    block: GpuBlock,
+    final_norm: wgpu::Buffer,
+}
+
+/// The model's dimensions as the kernels need them.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    hidden: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    intermediate: usize,
+    vocab: usize,
+    eps: f32,
+}
+
+/// The whole model on one adapter.
+pub(crate) struct WgpuDecoder {
+    gpu: Arc<WgpuDevice>,
+    dims: Dims,
+    embed: wgpu::Buffer,
+    blocks: Vec<GpuBlock>,
+    norm: wgpu::Buffer,
+    lm_head: GpuLinear,
+    mtp: Vec<GpuMtp>,
+    cos: wgpu::Buffer,
+    sin: wgpu::Buffer,
+}
+
+/// The candle model's tensors the decoder is built from.
+pub(crate) struct DecoderWeights<'a> {
+    pub(crate) embed: &'a Tensor,
+    pub(crate) blocks: Vec<BlockWeights<'a>>,
+    pub(crate) norm: &'a Tensor,
+    pub(crate) lm_head: &'a Linear,
+    pub(crate) mtp: Vec<MtpWeights<'a>>,
+    pub(crate) rope: (&'a Tensor, &'a Tensor),
+}
+
+fn values(t: &Tensor) -> Result<Vec<f32>, ModelError> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+impl WgpuDecoder {
+    /// Uploads `w` (any stored dtype; the kernels compute in f32).
+    pub(crate) fn new(
+        gpu: Arc<WgpuDevice>,
+        cfg: &MimoConfig,
+        w: &DecoderWeights<'_>,
+    ) -> Result<Self, ModelError> {
+        if cfg.head_dim > MAX_HEAD_DIM || cfg.head_dim % 2 != 0 {
+            return Err(ModelError::Invalid(format!(
+                "the wgpu backend supports even head dimensions up to {MAX_HEAD_DIM}, not {}",
+                cfg.head_dim
+            )));
+        }
+        let upload = |what: &str, t: &Tensor| -> Result<wgpu::Buffer, ModelError> {
+            Ok(gpu.upload(what, &values(t)?)?)
+        };
+        let linear = |what: &str, l: &Linear| -> Result<GpuLinear, ModelError> {
+            let (out, inp) = l.weight().dims2()?;
+            Ok(GpuLinear {
+                weight: upload(what, l.weight())?,
+                bias: l.bias().map(|b| upload(what, b)).transpose()?,
+                out,
+                inp,
+            })
+        };
+        let block = |i: usize, b: &BlockWeights<'_>| -> Result<GpuBlock, ModelError> {
+            let name = |part: &str| format!("layer {i} {part}");
+            Ok(GpuBlock {
+                input_norm: upload(&name("input_layernorm"), b.input_norm)?,
+                qkv: linear(&name("q/k/v_proj"), b.qkv)?,
+                o_proj: linear(&name("o_proj"), b.o_proj)?,
+                post_norm: upload(&name("post_attention_layernorm"), b.post_norm)?,
+                gate_up: linear(&name("gate/up_proj"), b.gate_up)?,
+                down_proj: linear(&name("down_proj"), b.down_proj)?,
+            })
+        };
+        let blocks = w
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| block(i, b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mtp = w
+            .mtp
+            .iter()
+            .enumerate()
+            .map(|(k, m)| {
+                let (out, inp) = m.input_proj.dims2()?;
+                Ok(GpuMtp {
+                    token_norm: upload("mtp token_layernorm", m.token_norm)?,
+                    hidden_norm: upload("mtp hidden_layernorm", m.hidden_norm)?,
+                    input_proj: GpuLinear {
+                        weight: upload("mtp input_proj", m.input_proj)?,
+                        bias: None,
+                        out,
+                        inp,
+                    },
+                    block: block(cfg.num_hidden_layers + k, &m.block)?,
+                    final_norm: upload("mtp final_layernorm", m.final_norm)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        Ok(Self {
+            dims: Dims {
+                hidden: cfg.hidden_size,
+                heads: cfg.num_attention_heads,
+                kv_heads: cfg.num_key_value_heads,
+                head_dim: cfg.head_dim,
+                intermediate: cfg.intermediate_size,
+                vocab: cfg.vocab_size,
+                eps: cfg.rms_norm_eps as f32,
+            },
+            embed: upload("embed_tokens", w.embed)?,
+            blocks,
+            norm: upload("norm", w.norm)?,
+            lm_head: linear("lm_head", w.lm_head)?,
+            mtp,
+            cos: upload("rope cos", w.rope.0)?,
+            sin: upload("rope sin", w.rope.1)?,
+            gpu,
+        })
+    }
+
+    /// The adapter the model runs on.
+    pub(crate) fn gpu(&self) -> &Arc<WgpuDevice> {
+        &self.gpu
+    }
+
+    /// A cache on the adapter for `layers` attention layers and one row per entry of `pads`.
+    pub(crate) fn new_cache(&self, layers: usize, pads: Vec<usize>, capacity: usize) -> KvCache {
+        let storage = GpuKv::new(
+            Arc::clone(&self.gpu),
+            layers,
+            pads.len(),
+            self.dims.kv_heads,
+            self.dims.head_dim,
+            capacity.max(1),
+        );
+        KvCache::on_gpu(storage, pads)
+    }
+
+    /// Runs the decoder on `tokens` (row-major `(batch, t)`) continuing `cache`.
+    pub(crate) fn forward(
+        &self,
+        tokens: &[u32],
+        t: usize,
+        cache: &mut KvCache,
+        readout: Readout<'_>,
+    ) -> Result<Vec<f32>, ModelError> {
+        let d = self.dims;
+        let batch = cache.batch_size();
+        let m = batch * t;
+        let positions = cache.positions(t);
+        let mask = cache.mask_values(t, MASKED);
+        let len = cache.len();
+        let kv = cache.gpu_storage(t)?;
+        let shape = self.shape(batch, t, len, kv.capacity());
+        let gpu = &*self.gpu;
+        let ids = gpu.upload("token ids", tokens)?;
+        let positions = gpu.upload("positions", &positions)?;
+        let mask = mask.map(|m| gpu.upload("attention mask", &m)).transpose()?;
+        let x = gpu.zeros("residual", m * d.hidden)?;
+        let scratch = Scratch::new(gpu, m, d)?;
+        let mut plan = Plan::new(gpu);
+        ops::embedding(
+            &mut plan,
+            &self.embed,
+            &ids,
+            &positions,
+            &x,
+            m,
+            d.hidden,
+            false,
+        );
+        for (i, block) in self.blocks.iter().enumerate() {
+            let (k, v) = kv.layer(i);
+            self.block(
+                &mut plan,
+                block,
+                &x,
+                &scratch,
+                (k, v),
+                &positions,
+                mask.as_ref(),
+                shape,
+            );
+        }
+        let out = self.readout(&mut plan, &x, &scratch, m, batch, t, readout)?;
+        let values = plan.run(&out.0, out.1)?;
+        cache.commit(t);
+        Ok(values)
+    }
+
+    /// Final norm and LM head over pre-norm `hidden` `(rows, hidden)` → `(rows, vocab)`.
+    pub(crate) fn logits(&self, hidden: &[f32]) -> Result<Vec<f32>, ModelError> {
+        let d = self.dims;
+        let rows = hidden.len() / d.hidden;
+        let gpu = &*self.gpu;
+        let x = gpu.upload("hidden", hidden)?;
+        let normed = gpu.zeros("normed", rows * d.hidden)?;
+        let logits = gpu.zeros("logits", rows * d.vocab)?;
+        let mut plan = Plan::new(gpu);
+        self.head(
+            &mut plan,
+            &x,
+            &normed,
+            &logits,
+            rows,
+            &self.norm,
+            NormRows::dense(d.hidden),
+        );
+        Ok(plan.run(&logits, rows * d.vocab)?)
+    }
+
+    /// Draft logits of MTP layer `k` at the flat rows `rows`, from pre-norm `hidden`
+    /// `(batch · t, hidden)` and the tokens that follow those positions, continuing `cache`.
+    pub(crate) fn mtp_logits(
+        &self,
+        k: usize,
+        hidden: &[f32],
+        next_tokens: &[u32],
+        t: usize,
+        cache: &mut KvCache,
+        rows: &[u32],
+    ) -> Result<Vec<f32>, ModelError> {
+        let layer = self.mtp.get(k).ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "MTP layer {k} requested but {} are loaded",
+                self.mtp.len()
+            ))
+        })?;
+        let d = self.dims;
+        let batch = cache.batch_size();
+        let m = batch * t;
+        let positions = cache.positions(t);
+        let mask = cache.mask_values(t, MASKED);
+        let len = cache.len();
+        let kv = cache.gpu_storage(t)?;
+        let shape = self.shape(batch, t, len, kv.capacity());
+        let gpu = &*self.gpu;
+        let ids = gpu.upload("token ids", next_tokens)?;
+        let positions = gpu.upload("positions", &positions)?;
+        let mask = mask.map(|m| gpu.upload("attention mask", &m)).transpose()?;
+        let h = gpu.upload("hidden", hidden)?;
+        let embeds = gpu.zeros("embeddings", m * d.hidden)?;
+        let joined = gpu.zeros("mtp input", m * 2 * d.hidden)?;
+        let x = gpu.zeros("residual", m * d.hidden)?;
+        let scratch = Scratch::new(gpu, m, d)?;
+        let mut plan = Plan::new(gpu);
+        ops::embedding(
+            &mut plan,
+            &self.embed,
+            &ids,
+            &positions,
+            &embeds,
+            m,
+            d.hidden,
+            true,
+        );
+        let half = |col| NormRows {
+            source: None,
+            out_stride: 2 * d.hidden,
+            out_col: col,
+        };
+        let n = d.hidden;
+        ops::rms_norm(
+            &mut plan,
+            &h,
+            &layer.hidden_norm,
+            &joined,
+            m,
+            n,
+            d.eps,
+            half(0),
+        );
+        ops::rms_norm(
+            &mut plan,
+            &embeds,
+            &layer.token_norm,
+            &joined,
+            m,
+            n,
+            d.eps,
+            half(n),
+        );
+        let proj = &layer.input_proj;
+        ops::linear(
+            &mut plan,
+            &joined,
+            &proj.weight,
+            None,
+            &x,
+            (m, proj.out, proj.inp),
+            false,
+        );
+        self.block(
+            &mut plan,
+            &layer.block,
+            &x,
+            &scratch,
+            kv.layer(0),
+            &positions,
+            mask.as_ref(),
+            shape,
+        );
+        // The layer's final norm, then the main model's LM head, at the chosen rows only.
+        let picked = gpu.upload("rows", rows)?;
+        let normed = gpu.zeros("normed", rows.len() * d.hidden)?;
+        let logits = gpu.zeros("logits", rows.len() * d.vocab)?;
+        let select = NormRows {
+            source: Some(&picked),
+            out_stride: d.hidden,
+            out_col: 0,
+        };
+        self.head(
+            &mut plan,
+            &x,
+            &normed,
+            &logits,
+            rows.len(),
+            &layer.final_norm,
+            select,
+        );
+        let values = plan.run(&logits, rows.len() * d.vocab)?;
+        cache.commit(t);
+        Ok(values)
+    }
+
+    fn shape(&self, batch: usize, t: usize, len: usize, capacity: usize) -> AttentionShape {
+        AttentionShape {
+            batch,
+            t,
+            len,
+            capacity,
+            heads: self.dims.heads,
+            kv_heads: self.dims.kv_heads,
+            head_dim: self.dims.head_dim,
+        }
+    }
+
+    /// Records one pre-norm block over the residual stream `x` `(batch · t, hidden)`.
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        &self,
+        plan: &mut Plan<'_>,
+        b: &GpuBlock,
+        x: &wgpu::Buffer,
+        s: &Scratch,
+        (k, v): (&wgpu::Buffer, &wgpu::Buffer),
+        positions: &wgpu::Buffer,
+        mask: Option<&wgpu::Buffer>,
+        shape: AttentionShape,
+    ) {
+        let d = self.dims;
+        let m = shape.batch * shape.t;
+        let dense = NormRows::dense(d.hidden);
+        ops::rms_norm(plan, x, &b.input_norm, &s.normed, m, d.hidden, d.eps, dense);
+        let qkv = &b.qkv;
+        ops::linear(
+            plan,
+            &s.normed,
+            &qkv.weight,
+            qkv.bias.as_ref(),
+            &s.qkv,
+            (m, qkv.out, qkv.inp),
+            false,
+        );
+        let width = shape.qkv_width();
+        ops::rope(
+            plan,
+            &s.qkv,
+            positions,
+            &self.cos,
+            &self.sin,
+            m,
+            d.heads + d.kv_heads,
+            d.head_dim,
+            width,
+        );
+        ops::kv_append(plan, &s.qkv, k, v, shape);
+        ops::attention(plan, &s.qkv, k, v, mask, &s.attn, shape);
+        let o = &b.o_proj;
+        ops::linear(plan, &s.attn, &o.weight, None, x, (m, o.out, o.inp), true);
+        ops::rms_norm(plan, x, &b.post_norm, &s.normed, m, d.hidden, d.eps, dense);
+        let gu = &b.gate_up;
+        ops::linear(
+            plan,
+            &s.normed,
+            &gu.weight,
+            None,
+            &s.gate_up,
+            (m, gu.out, gu.inp),
+            false,
+        );
+        ops::swiglu(plan, &s.gate_up, &s.act, m, d.intermediate);
+        let down = &b.down_proj;
+        ops::linear(
+            plan,
+            &s.act,
+            &down.weight,
+            None,
+            x,
+            (m, down.out, down.inp),
+            true,
+        );
+    }
+
+    /// Records `norm` then the LM head over the rows `select` picks of `x`.
+    #[allow(clippy::too_many_arguments)]
+    fn head(
+        &self,
+        plan: &mut Plan<'_>,
+        x: &wgpu::Buffer,
+        normed: &wgpu::Buffer,
+        logits: &wgpu::Buffer,
+        rows: usize,
+        norm: &wgpu::Buffer,
+        select: NormRows<'_>,
+    ) {
+        let d = self.dims;
+        ops::rms_norm(plan, x, norm, normed, rows, d.hidden, d.eps, select);
+        let head = &self.lm_head;
+        ops::linear(
+            plan,
+            normed,
+            &head.weight,
+            None,
+            logits,
+            (rows, head.out, head.inp),
+            false,
+        );
+    }
+
+    /// Records what `readout` asks for and returns the buffer and word count to read.
+    #[allow(clippy::too_many_arguments)]
+    fn readout(
+        &self,
+        plan: &mut Plan<'_>,
+        x: &wgpu::Buffer,
+        s: &Scratch,
+        m: usize,
+        batch: usize,
+        t: usize,
+        readout: Readout<'_>,
+    ) -> Result<(wgpu::Buffer, usize), ModelError> {
+        let d = self.dims;
+        let rows: Vec<u32> = match readout {
+            Readout::Hidden => return Ok((x.clone(), m * d.hidden)),
+            Readout::LastLogits => (0..batch).map(|b| (b * t + t - 1) as u32).collect(),
+            Readout::Logits(rows) => rows.to_vec(),
+        };
+        let gpu = plan.gpu();
+        let picked = gpu.upload("rows", &rows)?;
+        let logits = gpu.zeros("logits", rows.len() * d.vocab)?;
+        let select = NormRows {
+            source: Some(&picked),
+            out_stride: d.hidden,
+            out_col: 0,
+        };
+        self.head(plan, x, &s.normed, &logits, rows.len(), &self.norm, select);
+        Ok((logits, rows.len() * d.vocab))
+    }
+}
+
+/// Activations of one forward pass.
+struct Scratch {
+    normed: wgpu::Buffer,
+    qkv: wgpu::Buffer,
+    attn: wgpu::Buffer,
+    gate_up: wgpu::Buffer,
+    act: wgpu::Buffer,
+}
+
+impl Scratch {
+    fn new(gpu: &WgpuDevice, m: usize, d: Dims) -> Result<Self, WgpuError> {
+        Ok(Self {
+            normed: gpu.zeros("normed", m * d.hidden)?,
+            qkv: gpu.zeros("q/k/v", m * (d.heads + 2 * d.kv_heads) * d.head_dim)?,
+            attn: gpu.zeros("attention", m * d.heads * d.head_dim)?,
+            gate_up: gpu.zeros("gate/up", m * 2 * d.intermediate)?,
+            act: gpu.zeros("swiglu", m * d.intermediate)?,
+        })
+    }
+}

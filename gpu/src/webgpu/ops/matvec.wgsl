@@ -1,0 +1,75 @@
+// y[m, n] = x[m, :] . w[n, :] (+ bias[n]) (+ y[m, n] when accumulating) for few rows m (decode):
+// one workgroup per output column reads that weight row once for up to ROWS input rows, and
+// the threads split the reduction over k.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    has_bias: u32,
+    accumulate: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+const WG: u32 = 64u;
+const ROWS: u32 = 8u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+var<workgroup> partial: array<f32, 512>; // ROWS * WG
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nw: vec3<u32>,
+) {
+    let col = wid.x + wid.y * nw.x;
+    if (col >= p.n) {
+        return;
+    }
+    let wrow = col * p.k;
+    for (var r0 = 0u; r0 < p.m; r0 += ROWS) {
+        var acc: array<f32, 8>;
+        for (var r = 0u; r < ROWS; r++) {
+            acc[r] = 0.0;
+        }
+        let live = min(ROWS, p.m - r0);
+        for (var kk = lid.x; kk < p.k; kk += WG) {
+            let wv = w[wrow + kk];
+            for (var r = 0u; r < live; r++) {
+                acc[r] += x[(r0 + r) * p.k + kk] * wv;
+            }
+        }
+        for (var r = 0u; r < ROWS; r++) {
+            partial[r * WG + lid.x] = acc[r];
+        }
+        workgroupBarrier();
+        for (var step = WG / 2u; step > 0u; step >>= 1u) {
+            if (lid.x < step) {
+                for (var r = 0u; r < ROWS; r++) {
+                    partial[r * WG + lid.x] += partial[r * WG + lid.x + step];
+                }
+            }
+            workgroupBarrier();
+        }
+        if (lid.x < live) {
+            let out = (r0 + lid.x) * p.n + col;
+            var v = partial[lid.x * WG];
+            if (p.has_bias != 0u) {
+                v += bias[col];
+            }
+            if (p.accumulate != 0u) {
+                v += y[out];
+            }
+            y[out] = v;
+        }
+        workgroupBarrier();
+    }
+}
