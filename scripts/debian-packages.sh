@@ -7,6 +7,11 @@ have_postgres_server() {
   command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
 }
 
+# True when Mesa's software Vulkan driver (lavapipe) is installed: a wgpu adapter on any CPU.
+have_lavapipe() {
+  ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1
+}
+
 # ensure_packages WHAT CHECK PACKAGE…: runs CHECK (a command); when it fails, installs PACKAGE….
 ensure_packages() {
   local what=$1 check=$2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Crucible's whole test suite on a fresh machine: finds (or starts) Postgres, installs what is
 # missing from Debian's packages when run as root (the Postgres server, bubblewrap, Chromium and
-# ChromeDriver) and the test peers from PyPI (the mlflow client), then `cargo test --release --workspace`.
+# ChromeDriver, Mesa's software Vulkan) and the test peers from PyPI (the mlflow client, schemathesis),
+# then `cargo test --release --workspace`.
 # Extra arguments go to cargo test (e.g. `scripts/test.sh -p crucible-tests`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +47,17 @@ if [ -n "$(pg_bin initdb)" ] && [ -n "$(pg_bin pg_ctl)" ]; then export CRUCIBLE_
 # --- The code sandbox's private filesystem: bubblewrap (the sandbox refuses to run without it) ---
 ensure_packages "bubblewrap, the code sandbox's filesystem layer (its tests will FAIL without it)" \
   "command -v bwrap" bubblewrap || true
+
+# --- A wgpu adapter on any machine: Mesa's software Vulkan (lavapipe) --------------------------
+# The wgpu kernel and model tests run on it; with CRUCIBLE_REQUIRE_WGPU=1 a missing adapter fails
+# them instead of skipping. lavapipe is pinned so that results do not depend on the host's GPU.
+ensure_packages "Mesa's software Vulkan, for the wgpu backend's tests (they FAIL without it)" \
+  have_lavapipe mesa-vulkan-drivers || true
+lavapipe=$(ls /usr/share/vulkan/icd.d/lvp_icd.*.json 2>/dev/null | head -n 1 || true)
+if [ -n "$lavapipe" ] && [ -z "${VK_ICD_FILENAMES:-}" ]; then export VK_ICD_FILENAMES=$lavapipe; fi
+export CRUCIBLE_REQUIRE_WGPU=1
+# lavapipe wants a runtime directory (it only warns without one).
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then export XDG_RUNTIME_DIR=$(mktemp -d /tmp/crucible-xdg.XXXXXX); fi
 
 # --- Public benchmark data (read in place, never copied) --------------------------------------
 if [ -z "${CRUCIBLE_DATA_DIR:-}" ] && [ -d "$root/../shared/datasets" ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs Crucible on this machine: installs what is missing from Debian's packages when run as root
-# (the Postgres server, bubblewrap), builds the dashboard's hydration bundle (first time: installs the
+# (the Postgres server, bubblewrap, Mesa's Vulkan drivers for the wgpu backend), builds the dashboard's hydration bundle (first time: installs the
 # wasm32 target and wasm-bindgen), then `crucible up` — Postgres found or started, the server and
 # dashboard on :8080, a local worker, the shipped model registered. Arguments go to `crucible up`.
 set -euo pipefail
@@ -15,5 +15,9 @@ if [ -z "${DATABASE_URL:-}" ] && ! { command -v pg_isready >/dev/null && pg_isre
 fi
 ensure_packages "bubblewrap, the code sandbox (code evals refuse to run without it)" \
   "command -v bwrap" bubblewrap || true
+# Mesa's Vulkan drivers: the wgpu backend's software adapter, which a job asking for `wgpu` runs on
+# when the machine has no GPU driver of its own (models run on the CPU otherwise).
+ensure_packages "Mesa's Vulkan drivers, for the wgpu backend (wgpu jobs cannot run without an adapter)" \
+  have_lavapipe mesa-vulkan-drivers || true
 scripts/build-site.sh
 exec cargo run --release -p crucible -- up "$@"

@@ -635,3 +635,76 @@ async fn rl_job_resumes_after_a_killed_worker(pool: PgPool) {
     assert_eq!(run["status"], "finished");
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// An eval job that asks for `wgpu` is leased by a worker that offers it (Mesa's software
+/// Vulkan in CI), runs the model there, and scores exactly what a CPU worker scores: the same
+/// greedy completion for every problem.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn an_eval_on_a_wgpu_worker_scores_what_the_cpu_worker_scores(pool: PgPool) {
+    if let Err(e) = crucible_gpu::device::wgpu_device() {
+        assert!(
+            std::env::var("CRUCIBLE_REQUIRE_WGPU").as_deref() != Ok("1"),
+            "CRUCIBLE_REQUIRE_WGPU=1 but {e}"
+        );
+        eprintln!("skipping: {e}");
+        return;
+    }
+    let server = Server::start(&pool).await;
+    let model = server.register_small_model().await;
+    let spec = json!({ "kind": "eval", "model_id": model["id"], "benchmarks": ["synthetic"], "limit": 24, "preset": "greedy" });
+    let mut completions = Vec::new();
+    for device in ["cpu", "wgpu"] {
+        let job = server
+            .post(
+                "/jobs",
+                json!({ "spec": spec, "requirements": { "device": device } }),
+            )
+            .await;
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut worker = server.worker(|c| {
+            c.args(["--max-jobs", "1"])
+                .env("RUST_LOG", "crucible_worker=info")
+                .env_remove("CRUCIBLE_DEVICE")
+                .stderr(log.reopen().unwrap())
+        });
+        let done = server
+            .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(600))
+            .await;
+        assert!(worker.wait().unwrap().success());
+        assert_eq!(done["status"], "succeeded", "{done}");
+        let logged = std::fs::read_to_string(log.path()).unwrap();
+        let loaded = logged
+            .lines()
+            .find(|l| l.contains("model loaded"))
+            .unwrap_or_else(|| panic!("the worker logged no model load: {logged}"));
+        assert_eq!(loaded.contains("wgpu: "), device == "wgpu", "{loaded}");
+        let eval = server
+            .get(&format!("/evals?job_id={}", done["id"].as_str().unwrap()))
+            .await[0]
+            .clone();
+        let samples = server
+            .get(&format!(
+                "/evals/{}/samples?limit=200",
+                eval["id"].as_str().unwrap()
+            ))
+            .await;
+        let texts: Vec<(i64, String)> = samples
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let s = &p["samples"][0];
+                (
+                    p["problem_idx"].as_i64().unwrap(),
+                    s["completion"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(texts.len(), 24);
+        completions.push((pass1(&eval), texts));
+    }
+    assert_eq!(
+        completions[0], completions[1],
+        "the same greedy completions and pass@1"
+    );
+}

@@ -99,16 +99,34 @@ pub fn inference_device() -> Result<InferenceDevice, DeviceError> {
     }
 }
 
+/// Where a job with the device requirement `required` runs: that device, or
+/// [`inference_device`]'s choice when the job names none.
+pub fn for_requirement(
+    required: Option<crucible_types::jobs::Device>,
+) -> Result<InferenceDevice, DeviceError> {
+    use crucible_types::jobs::Device as Kind;
+    Ok(match required {
+        None => inference_device()?,
+        Some(Kind::Cpu) => InferenceDevice::Candle(Device::Cpu),
+        Some(Kind::Cuda) => InferenceDevice::Candle(Device::new_cuda(0)?),
+        Some(Kind::Wgpu) => InferenceDevice::Wgpu(wgpu_device()?),
+    })
+}
+
 /// Where training runs: CUDA when built with it and present (or forced), else the CPU; a
 /// forced `wgpu` trains on candle, since the kernels have no backward pass.
-pub fn best_device() -> Result<Device, DeviceError> {
+pub fn best_device() -> Result<Device, candle_core::Error> {
     match std::env::var(DEVICE_ENV).as_deref() {
         Ok("cpu") => return Ok(Device::Cpu),
-        Ok("cuda") => return Ok(Device::new_cuda(0)?),
+        Ok("cuda") => return Device::new_cuda(0),
         Ok("wgpu") => {
             tracing::info!("training runs on candle: the wgpu kernels have no backward pass");
         }
-        Ok(other) => return Err(DeviceError::Unknown(other.to_string())),
+        Ok(other) => {
+            return Err(candle_core::Error::Msg(
+                DeviceError::Unknown(other.to_string()).to_string(),
+            ));
+        }
         Err(_) => {}
     }
     Ok(cuda_if_present().unwrap_or(Device::Cpu))

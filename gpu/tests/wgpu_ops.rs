@@ -9,7 +9,7 @@ mod common;
 
 use candle_core::{D, Device, IndexOp, Tensor};
 use common::wgpu::{nmse, require_gpu};
-use crucible_gpu::webgpu::ops::{self, AttentionShape, MASKED, NormRows};
+use crucible_gpu::webgpu::ops::{self, AttentionShape, MASKED, NormRows, OutColumns, RowChunk};
 use crucible_gpu::webgpu::{Plan, WgpuDevice};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -71,7 +71,20 @@ fn linear_matches_candle_as_matvec_and_as_tiled_matmul() {
             let bb = gpu.upload("b", &b).unwrap();
             let yb = gpu.upload("y", &y0).unwrap();
             let got = run(&gpu, &yb, m * n, |p| {
-                ops::linear(p, &xb, &wb, bias.then_some(&bb), &yb, (m, n, k), accumulate)
+                let out = OutColumns {
+                    stride: n,
+                    first: 0,
+                };
+                ops::linear(
+                    p,
+                    &xb,
+                    &wb,
+                    bias.then_some(&bb),
+                    &yb,
+                    (m, n, k),
+                    accumulate,
+                    out,
+                )
             });
             let mut want = tensor(&x, &[m, k])
                 .matmul(&tensor(&w, &[n, k]).t().unwrap())
@@ -88,6 +101,45 @@ fn linear_matches_candle_as_matvec_and_as_tiled_matmul() {
                 &values(&want),
             );
         }
+    }
+}
+
+#[test]
+fn linear_split_by_output_rows_fills_its_columns_of_one_output() {
+    let Some(gpu) = require_gpu() else { return };
+    let mut rng = StdRng::seed_from_u64(8);
+    for m in [2, 40] {
+        let (n, k, split) = (90, 24, 64);
+        let (x, w, b) = (
+            random(&mut rng, m * k),
+            random(&mut rng, n * k),
+            random(&mut rng, n),
+        );
+        let xb = gpu.upload("x", &x).unwrap();
+        let y = gpu.zeros("y", m * n).unwrap();
+        let parts: Vec<_> = [(0, split), (split, n - split)]
+            .into_iter()
+            .map(|(first, rows)| {
+                let w = gpu.upload("w", &w[first * k..(first + rows) * k]).unwrap();
+                let b = gpu.upload("b", &b[first..first + rows]).unwrap();
+                (w, b, first, rows)
+            })
+            .collect();
+        let got = run(&gpu, &y, m * n, |p| {
+            for (w, b, first, rows) in &parts {
+                let out = OutColumns {
+                    stride: n,
+                    first: *first,
+                };
+                ops::linear(p, &xb, w, Some(b), &y, (m, *rows, k), false, out);
+            }
+        });
+        let want = tensor(&x, &[m, k])
+            .matmul(&tensor(&w, &[n, k]).t().unwrap())
+            .unwrap()
+            .broadcast_add(&tensor(&b, &[n]))
+            .unwrap();
+        assert_close(&format!("split linear, {m} rows"), &got, &values(&want));
     }
 }
 
@@ -401,13 +453,24 @@ fn swiglu_and_embedding_match_candle() {
     let table = random(&mut rng, vocab * width);
     let ids = [3u32, 0, 10, 3];
     let positions = [0u32, 1, 0, 2];
-    let tb = gpu.upload("table", &table).unwrap();
+    // The table split by rows, as the decoder splits one too large for a binding.
+    let split = 7;
+    let low = gpu.upload("rows 0..7", &table[..split * width]).unwrap();
+    let high = gpu.upload("rows 7..", &table[split * width..]).unwrap();
+    let chunks = [(&low, 0, split), (&high, split, vocab - split)];
     let ib = gpu.upload("ids", &ids).unwrap();
     let pb = gpu.upload("positions", &positions).unwrap();
     let out = gpu.zeros("out", ids.len() * width).unwrap();
     for zero_first in [false, true] {
         let got = run(&gpu, &out, ids.len() * width, |p| {
-            ops::embedding(p, &tb, &ib, &pb, &out, ids.len(), width, zero_first)
+            for (buffer, first, rows) in chunks {
+                let chunk = RowChunk {
+                    buffer,
+                    first,
+                    rows,
+                };
+                ops::embedding(p, chunk, &ib, &pb, &out, ids.len(), width, zero_first)
+            }
         });
         let want = tensor(&table, &[vocab, width])
             .index_select(&Tensor::new(&ids, &Device::Cpu).unwrap(), 0)

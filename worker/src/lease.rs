@@ -40,11 +40,16 @@ pub enum WorkerError {
     Client(#[from] ClientError),
 }
 
-/// What this machine offers: the CPU always; CUDA when built with it and a GPU answers.
+/// What this machine offers: the CPU always; CUDA when built with it and a GPU answers; wgpu
+/// when an adapter opens (a software one included: a job that asks for wgpu gets it).
 pub fn capabilities() -> WorkerCapabilities {
     let mut devices = vec![Device::Cpu];
     if cfg!(feature = "cuda") && crucible_gpu::device::best_device().is_ok_and(|d| d.is_cuda()) {
         devices.push(Device::Cuda);
+    }
+    match crucible_gpu::device::wgpu_device() {
+        Ok(_) => devices.push(Device::Wgpu),
+        Err(e) => tracing::info!("the worker offers no wgpu device: {e}"),
     }
     WorkerCapabilities {
         devices,

@@ -26,6 +26,10 @@ pub struct Args {
     /// System message for --chat.
     #[arg(long, requires = "chat")]
     system: Option<String>,
+    /// Where the model runs: cpu, cuda or wgpu (default: CRUCIBLE_DEVICE, else CUDA when
+    /// built with it and present, else a hardware wgpu adapter, else the CPU).
+    #[arg(long)]
+    device: Option<crucible_types::jobs::Device>,
     /// Compute dtype: f32 (CPU default), f16, or bf16 (GPU only).
     #[arg(long, default_value = "f32", value_parser = parse_dtype)]
     dtype: DType,
@@ -98,11 +102,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let spinner = indicatif::ProgressBar::new_spinner()
         .with_message(format!("loading {}", args.model.display()));
     spinner.enable_steady_tick(Duration::from_millis(100));
+    let device =
+        crucible_gpu::device::for_requirement(args.device).context("selecting a device")?;
     let opts = LoadOptions {
         dtype: args.dtype,
-        device: crucible_gpu::device::best_device().context("selecting a device")?,
         load_mtp: args.speculative != Speculative::Off,
+        ..device.load_options()
     };
+    if opts.wgpu.is_some() && args.dtype != DType::F32 {
+        anyhow::bail!("--dtype {:?}: the wgpu backend computes in f32", args.dtype);
+    }
     let model = MimoModel::load(&args.model, &opts).context("loading the model")?;
     let tokenizer = Tokenizer::load(&args.model).context("loading the tokenizer")?;
     spinner.finish_and_clear();

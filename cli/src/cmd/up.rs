@@ -130,7 +130,9 @@ pub fn run(args: Args) -> Result<()> {
                     tracing::error!(error = %e, "local worker stopped");
                 }
             });
-            println!("A local worker is running ({}).", crucible_worker::capabilities().devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
+            let offers = crucible_worker::capabilities().devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+            let runs_on = crucible_gpu::device::inference_device().map_or_else(|e| format!("none ({e})"), |d| d.describe());
+            println!("A local worker is running (devices: {offers}; models run on {runs_on} unless a job asks for another).");
         }
         server.await.context("server task")?
     })

@@ -120,6 +120,7 @@ impl MimoModel {
                     blocks: layers.iter().map(DecoderLayer::weights).collect(),
                     norm: norm.weight(),
                     lm_head: &lm_head,
+                    tied: cfg.tie_word_embeddings,
                     mtp: mtp_layers.iter().map(MtpLayer::weights).collect(),
                     rope: rope.tables(),
                 },

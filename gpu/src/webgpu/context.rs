@@ -2,8 +2,8 @@
 //! shared by every model that runs on it.
 
 use std::collections::HashMap;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
@@ -44,6 +44,8 @@ pub struct WgpuDevice {
     info: wgpu::AdapterInfo,
     max_binding: u64,
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+    /// Time spent blocked on the adapter since the last [`Self::take_wait_time`].
+    waited: Mutex<Duration>,
 }
 
 impl std::fmt::Debug for WgpuDevice {
@@ -97,6 +99,7 @@ impl WgpuDevice {
             info,
             max_binding,
             pipelines,
+            waited: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -112,6 +115,18 @@ impl WgpuDevice {
     /// tests, never chosen over candle's CPU path unless asked for.
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Time the host spent waiting for the adapter to finish submissions since the last call:
+    /// benchmarks split a decode step into host work (recording, uploads, submission) and
+    /// this.
+    pub fn take_wait_time(&self) -> Duration {
+        std::mem::take(&mut *self.waited.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Most 4-byte words one buffer binding may hold on this adapter.
+    pub(crate) fn max_binding_words(&self) -> usize {
+        (self.max_binding / 4) as usize
     }
 
     pub(crate) fn pipeline(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
@@ -235,12 +250,16 @@ impl WgpuDevice {
     }
 
     fn wait(&self, index: wgpu::SubmissionIndex) -> Result<(), WgpuError> {
-        self.device
+        let started = Instant::now();
+        let done = self
+            .device
             .poll(wgpu::PollType::Wait {
                 submission_index: Some(index),
                 timeout: Some(SUBMIT_TIMEOUT),
             })
             .map(drop)
-            .map_err(|e| WgpuError::Submit(e.to_string()))
+            .map_err(|e| WgpuError::Submit(e.to_string()));
+        *self.waited.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
+        done
     }
 }

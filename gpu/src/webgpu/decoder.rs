@@ -9,7 +9,7 @@ use candle_nn::Linear;
 
 use super::cache::GpuKv;
 use super::context::{WgpuDevice, WgpuError};
-use super::ops::{self, AttentionShape, MASKED, MAX_HEAD_DIM, NormRows};
+use super::ops::{self, AttentionShape, MASKED, MAX_HEAD_DIM, NormRows, OutColumns, RowChunk};
 use super::plan::Plan;
 use crate::model::ModelError;
 use crate::model::config::MimoConfig;
@@ -28,12 +28,113 @@ pub(crate) enum Readout<'a> {
     Hidden,
 }
 
-/// A linear layer's weight `(out, in)` and optional bias on the adapter.
-struct GpuLinear {
+/// Output rows `first .. first + rows` of a linear layer.
+struct LinearChunk {
     weight: wgpu::Buffer,
     bias: Option<wgpu::Buffer>,
+    first: usize,
+    rows: usize,
+}
+
+/// A linear layer's weight `(out, in)` and optional bias on the adapter, split by output rows
+/// into chunks that each fit one binding (also the layout of an embedding table).
+struct GpuLinear {
+    chunks: Vec<LinearChunk>,
     out: usize,
     inp: usize,
+}
+
+impl GpuLinear {
+    fn upload(
+        gpu: &WgpuDevice,
+        what: &str,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> Result<Self, ModelError> {
+        let (out, inp) = weight.dims2()?;
+        let per_chunk = (gpu.max_binding_words() / inp.max(1)).clamp(1, out.max(1));
+        let mut chunks = Vec::with_capacity(out.div_ceil(per_chunk));
+        for first in (0..out).step_by(per_chunk) {
+            let rows = per_chunk.min(out - first);
+            let part = |t: &Tensor| -> Result<wgpu::Buffer, ModelError> {
+                Ok(gpu.upload(what, &values(&t.narrow(0, first, rows)?)?)?)
+            };
+            chunks.push(LinearChunk {
+                weight: part(weight)?,
+                bias: bias.map(part).transpose()?,
+                first,
+                rows,
+            });
+        }
+        Ok(Self { chunks, out, inp })
+    }
+
+    /// The same matrix sharing these buffers, without a bias (a tied LM head).
+    fn shared(&self) -> Self {
+        let chunks = self
+            .chunks
+            .iter()
+            .map(|c| LinearChunk {
+                weight: c.weight.clone(),
+                bias: None,
+                first: c.first,
+                rows: c.rows,
+            })
+            .collect();
+        Self {
+            chunks,
+            out: self.out,
+            inp: self.inp,
+        }
+    }
+
+    /// Records `y (+)= x · wᵀ (+ bias)` for `m` rows of `x`.
+    fn record(
+        &self,
+        plan: &mut Plan<'_>,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        m: usize,
+        accumulate: bool,
+    ) {
+        for c in &self.chunks {
+            let out = OutColumns {
+                stride: self.out,
+                first: c.first,
+            };
+            let shape = (m, c.rows, self.inp);
+            ops::linear(
+                plan,
+                x,
+                &c.weight,
+                c.bias.as_ref(),
+                y,
+                shape,
+                accumulate,
+                out,
+            );
+        }
+    }
+
+    /// Records an embedding gather of `rows` ids from this matrix as a table.
+    fn gather(
+        &self,
+        plan: &mut Plan<'_>,
+        ids: &wgpu::Buffer,
+        positions: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        rows: usize,
+        zero_first: bool,
+    ) {
+        for c in &self.chunks {
+            let chunk = RowChunk {
+                buffer: &c.weight,
+                first: c.first,
+                rows: c.rows,
+            };
+            ops::embedding(plan, chunk, ids, positions, out, rows, self.inp, zero_first);
+        }
+    }
 }
 
 /// One decoder block's buffers.
@@ -71,7 +172,7 @@ struct Dims {
 pub(crate) struct WgpuDecoder {
     gpu: Arc<WgpuDevice>,
     dims: Dims,
-    embed: wgpu::Buffer,
+    embed: GpuLinear,
     blocks: Vec<GpuBlock>,
     norm: wgpu::Buffer,
     lm_head: GpuLinear,
@@ -86,6 +187,8 @@ pub(crate) struct DecoderWeights<'a> {
     pub(crate) blocks: Vec<BlockWeights<'a>>,
     pub(crate) norm: &'a Tensor,
     pub(crate) lm_head: &'a Linear,
+    /// The LM head is the embedding table (`tie_word_embeddings`).
+    pub(crate) tied: bool,
     pub(crate) mtp: Vec<MtpWeights<'a>>,
     pub(crate) rope: (&'a Tensor, &'a Tensor),
 }
@@ -110,15 +213,7 @@ impl WgpuDecoder {
         let upload = |what: &str, t: &Tensor| -> Result<wgpu::Buffer, ModelError> {
             Ok(gpu.upload(what, &values(t)?)?)
         };
-        let linear = |what: &str, l: &Linear| -> Result<GpuLinear, ModelError> {
-            let (out, inp) = l.weight().dims2()?;
-            Ok(GpuLinear {
-                weight: upload(what, l.weight())?,
-                bias: l.bias().map(|b| upload(what, b)).transpose()?,
-                out,
-                inp,
-            })
-        };
+        let linear = |what: &str, l: &Linear| GpuLinear::upload(&gpu, what, l.weight(), l.bias());
         let block = |i: usize, b: &BlockWeights<'_>| -> Result<GpuBlock, ModelError> {
             let name = |part: &str| format!("layer {i} {part}");
             Ok(GpuBlock {
@@ -141,21 +236,22 @@ impl WgpuDecoder {
             .iter()
             .enumerate()
             .map(|(k, m)| {
-                let (out, inp) = m.input_proj.dims2()?;
                 Ok(GpuMtp {
                     token_norm: upload("mtp token_layernorm", m.token_norm)?,
                     hidden_norm: upload("mtp hidden_layernorm", m.hidden_norm)?,
-                    input_proj: GpuLinear {
-                        weight: upload("mtp input_proj", m.input_proj)?,
-                        bias: None,
-                        out,
-                        inp,
-                    },
+                    input_proj: GpuLinear::upload(&gpu, "mtp input_proj", m.input_proj, None)?,
                     block: block(cfg.num_hidden_layers + k, &m.block)?,
                     final_norm: upload("mtp final_layernorm", m.final_norm)?,
                 })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
+        let embed = GpuLinear::upload(&gpu, "embed_tokens", w.embed, None)?;
+        // Tied embeddings share their buffers with the LM head (same rows, same layout).
+        let lm_head = if w.tied {
+            embed.shared()
+        } else {
+            linear("lm_head", w.lm_head)?
+        };
         Ok(Self {
             dims: Dims {
                 hidden: cfg.hidden_size,
@@ -166,10 +262,10 @@ impl WgpuDecoder {
                 vocab: cfg.vocab_size,
                 eps: cfg.rms_norm_eps as f32,
             },
-            embed: upload("embed_tokens", w.embed)?,
+            embed,
             blocks,
             norm: upload("norm", w.norm)?,
-            lm_head: linear("lm_head", w.lm_head)?,
+            lm_head,
             mtp,
             cos: upload("rope cos", w.rope.0)?,
             sin: upload("rope sin", w.rope.1)?,
@@ -218,16 +314,7 @@ impl WgpuDecoder {
         let x = gpu.zeros("residual", m * d.hidden)?;
         let scratch = Scratch::new(gpu, m, d)?;
         let mut plan = Plan::new(gpu);
-        ops::embedding(
-            &mut plan,
-            &self.embed,
-            &ids,
-            &positions,
-            &x,
-            m,
-            d.hidden,
-            false,
-        );
+        self.embed.gather(&mut plan, &ids, &positions, &x, m, false);
         for (i, block) in self.blocks.iter().enumerate() {
             let (k, v) = kv.layer(i);
             self.block(
@@ -303,16 +390,8 @@ impl WgpuDecoder {
         let x = gpu.zeros("residual", m * d.hidden)?;
         let scratch = Scratch::new(gpu, m, d)?;
         let mut plan = Plan::new(gpu);
-        ops::embedding(
-            &mut plan,
-            &self.embed,
-            &ids,
-            &positions,
-            &embeds,
-            m,
-            d.hidden,
-            true,
-        );
+        self.embed
+            .gather(&mut plan, &ids, &positions, &embeds, m, true);
         let half = |col| NormRows {
             source: None,
             out_stride: 2 * d.hidden,
@@ -339,16 +418,7 @@ impl WgpuDecoder {
             d.eps,
             half(n),
         );
-        let proj = &layer.input_proj;
-        ops::linear(
-            &mut plan,
-            &joined,
-            &proj.weight,
-            None,
-            &x,
-            (m, proj.out, proj.inp),
-            false,
-        );
+        layer.input_proj.record(&mut plan, &joined, &x, m, false);
         self.block(
             &mut plan,
             &layer.block,
@@ -411,16 +481,7 @@ impl WgpuDecoder {
         let m = shape.batch * shape.t;
         let dense = NormRows::dense(d.hidden);
         ops::rms_norm(plan, x, &b.input_norm, &s.normed, m, d.hidden, d.eps, dense);
-        let qkv = &b.qkv;
-        ops::linear(
-            plan,
-            &s.normed,
-            &qkv.weight,
-            qkv.bias.as_ref(),
-            &s.qkv,
-            (m, qkv.out, qkv.inp),
-            false,
-        );
+        b.qkv.record(plan, &s.normed, &s.qkv, m, false);
         let width = shape.qkv_width();
         ops::rope(
             plan,
@@ -435,30 +496,11 @@ impl WgpuDecoder {
         );
         ops::kv_append(plan, &s.qkv, k, v, shape);
         ops::attention(plan, &s.qkv, k, v, mask, &s.attn, shape);
-        let o = &b.o_proj;
-        ops::linear(plan, &s.attn, &o.weight, None, x, (m, o.out, o.inp), true);
+        b.o_proj.record(plan, &s.attn, x, m, true);
         ops::rms_norm(plan, x, &b.post_norm, &s.normed, m, d.hidden, d.eps, dense);
-        let gu = &b.gate_up;
-        ops::linear(
-            plan,
-            &s.normed,
-            &gu.weight,
-            None,
-            &s.gate_up,
-            (m, gu.out, gu.inp),
-            false,
-        );
+        b.gate_up.record(plan, &s.normed, &s.gate_up, m, false);
         ops::swiglu(plan, &s.gate_up, &s.act, m, d.intermediate);
-        let down = &b.down_proj;
-        ops::linear(
-            plan,
-            &s.act,
-            &down.weight,
-            None,
-            x,
-            (m, down.out, down.inp),
-            true,
-        );
+        b.down_proj.record(plan, &s.act, x, m, true);
     }
 
     /// Records `norm` then the LM head over the rows `select` picks of `x`.
@@ -475,16 +517,7 @@ impl WgpuDecoder {
     ) {
         let d = self.dims;
         ops::rms_norm(plan, x, norm, normed, rows, d.hidden, d.eps, select);
-        let head = &self.lm_head;
-        ops::linear(
-            plan,
-            normed,
-            &head.weight,
-            None,
-            logits,
-            (rows, head.out, head.inp),
-            false,
-        );
+        self.lm_head.record(plan, normed, logits, rows, false);
     }
 
     /// Records what `readout` asks for and returns the buffer and word count to read.

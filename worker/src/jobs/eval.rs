@@ -8,8 +8,9 @@ use crate::eval::{
 };
 use crate::heartbeat::JobSignals;
 use crate::lease::WorkerConfig;
-use crucible_gpu::model::{LoadOptions, MimoModel};
+use crucible_gpu::model::MimoModel;
 use crucible_gpu::tokenizer::Tokenizer;
+use crucible_types::jobs::Device;
 use crucible_types::{JobSpec, Lease, MetricPoint, ModelSource, Speculative};
 use std::path::Path;
 use uuid::Uuid;
@@ -28,13 +29,17 @@ pub(super) enum ModelHandle {
 }
 
 impl ModelHandle {
-    /// Loads the lease's model: a local HF folder (or checkpoint), or an OpenAI-compatible endpoint.
-    pub(super) fn open(source: &ModelSource) -> Result<Self, JobError> {
+    /// Loads the lease's model: a local HF folder (or checkpoint) on the device the job asks
+    /// for (or the best one), or an OpenAI-compatible endpoint.
+    pub(super) fn open(source: &ModelSource, device: Option<Device>) -> Result<Self, JobError> {
         match source {
             ModelSource::HfLocal { path } | ModelSource::Checkpoint { path, .. } => {
                 let dir = Path::new(path);
-                let model = MimoModel::load(dir, &LoadOptions::default())
+                let device = crucible_gpu::device::for_requirement(device)
+                    .map_err(|e| JobError::internal(format!("selecting a device: {e}")))?;
+                let model = MimoModel::load(dir, &device.load_options())
                     .map_err(|e| JobError::internal(format!("loading {path}: {e}")))?;
+                tracing::info!(model = %path, device = %model.runs_on(), "model loaded");
                 let tokenizer = Tokenizer::load(dir).map_err(|e| {
                     JobError::internal(format!("loading the tokenizer of {path}: {e}"))
                 })?;
@@ -108,7 +113,7 @@ pub(crate) fn run(
         .model
         .as_ref()
         .ok_or_else(|| JobError::invalid("eval job without a model"))?;
-    let mut handle = ModelHandle::open(&model.source)?;
+    let mut handle = ModelHandle::open(&model.source, lease.job.requirements.device)?;
     let mut generator = handle.generator(spec.speculative);
     let mut before = 0u64;
     for (target, bench) in lease.evals.iter().zip(&benches) {

@@ -24,7 +24,7 @@ pub(crate) fn run(
         .model
         .as_ref()
         .ok_or_else(|| JobError::invalid("generate job without a model"))?;
-    let mut handle = ModelHandle::open(&model.source)?;
+    let mut handle = ModelHandle::open(&model.source, lease.job.requirements.device)?;
     let mut generator = handle.generator(Speculative::Off);
     let total = spec.prompts.len() as u64;
     for (c, chunk) in spec.prompts.chunks(CHUNK).enumerate() {

@@ -205,6 +205,7 @@ impl Parameters {
             dtype: DType::F32,
             device,
             load_mtp: true,
+            wgpu: None,
         };
         Ok(MimoModel::from_weights(
             self.config.clone(),

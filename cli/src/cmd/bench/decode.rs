@@ -1,6 +1,8 @@
 //! `crucible bench decode`: greedy decode tokens/s at batch 1 and 16 on the CPU, for the tiny
 //! MiMo config and a ~0.5B Qwen2-shaped model with random weights, side by side with
-//! transformers (torch, CPU, eager) on the same weights in the same run.
+//! transformers (torch, CPU, eager) on the same weights in the same run. With `--device wgpu`
+//! (or `cuda`) the same model also runs there, next to candle's CPU path, and each decode step
+//! is split into host time (recording, uploads, submission) and time waiting on the adapter.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
+use crucible_gpu::device::InferenceDevice;
 use crucible_gpu::engine::sampler::Sampler;
 use crucible_gpu::model::{LoadOptions, MimoModel};
 use crucible_types::sampling::SamplingParams;
@@ -39,6 +42,9 @@ pub struct Args {
     /// Generated tokens per row (the first comes from the prefill and is not counted).
     #[arg(long, default_value_t = 33)]
     new_tokens: usize,
+    /// Also run on this device (wgpu or cuda) and compare it with the CPU.
+    #[arg(long)]
+    device: Option<crucible_types::jobs::Device>,
 }
 
 /// A benchmarked model shape.
@@ -78,24 +84,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Err(why) = &reference {
         println!("reference skipped: {why}; reporting Crucible's figures only");
     }
+    let accelerator = args
+        .device
+        .map(|d| crucible_gpu::device::for_requirement(Some(d)))
+        .transpose()
+        .context("opening --device")?;
+    if let Some(a) = &accelerator {
+        println!("device: {}", a.describe());
+    }
     let measurements = shapes().len() * BATCHES.len();
     let bar = ProgressBar::new(measurements as u64).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").context("progress style")?,
     );
     let mut last = serde_json::Map::new();
     println!(
-        "{:<12} {:>5} {:>14} {:>14} {:>7}",
-        "model", "batch", "crucible tok/s", "torch tok/s", "ratio"
+        "{:<12} {:>5} {:>14} {:>14} {:>7} {:>14} {:>7} {:>18}",
+        "model",
+        "batch",
+        "crucible tok/s",
+        "torch tok/s",
+        "ratio",
+        "device tok/s",
+        "vs cpu",
+        "host/wait ms/step"
     );
     for shape in shapes() {
         bar.set_message(format!("writing {}", shape.name));
         let dir = random_checkpoint(&args.workdir, &shape)?;
-        let opts = LoadOptions {
-            device: crucible_gpu::device::best_device()?,
-            ..LoadOptions::default()
+        let load = |opts: &LoadOptions| {
+            MimoModel::load(&dir, opts).with_context(|| format!("loading {}", dir.display()))
         };
-        let model =
-            MimoModel::load(&dir, &opts).with_context(|| format!("loading {}", dir.display()))?;
+        let model = load(&LoadOptions::default())?;
+        let on_device = accelerator
+            .as_ref()
+            .map(|a| load(&a.load_options()))
+            .transpose()?;
         for batch in BATCHES {
             bar.set_message(format!("{} batch {batch}", shape.name));
             let ours = crucible_tok_s(&model, batch, args.prompt_len, args.new_tokens)?;
@@ -103,22 +126,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Ok(()) => Some(reference_tok_s(&args, &dir, batch)?),
                 Err(_) => None,
             };
+            let device = match (&on_device, &accelerator) {
+                (Some(m), Some(a)) => Some(device_step(m, a, batch, &args)?),
+                _ => None,
+            };
             bar.inc(1);
             let ratio = theirs.map(|t| ours / t);
             bar.suspend(|| {
                 println!(
-                    "{:<12} {:>5} {:>14.2} {:>14} {:>7}",
+                    "{:<12} {:>5} {:>14.2} {:>14} {:>7} {:>14} {:>7} {:>18}",
                     shape.name,
                     batch,
                     ours,
                     theirs.map_or("-".into(), |t| format!("{t:.2}")),
                     ratio.map_or("-".into(), |r| format!("{r:.2}x")),
+                    device.map_or("-".into(), |d| format!("{:.2}", d.tok_s)),
+                    device.map_or("-".into(), |d| format!("{:.2}x", d.tok_s / ours)),
+                    device.map_or("-".into(), |d| format!("{:.1}/{:.1}", d.host_ms, d.wait_ms)),
                 )
             });
             if shape.name == "qwen2-0.5b" {
                 last.insert(format!("tok_s_b{batch}"), ours.into());
                 last.insert(format!("ref_tok_s_b{batch}"), theirs.into());
                 last.insert(format!("ratio_b{batch}"), ratio.into());
+                if let (Some(d), Some(a)) = (device, &accelerator) {
+                    last.insert("device".into(), a.describe().into());
+                    last.insert(format!("device_tok_s_b{batch}"), d.tok_s.into());
+                    last.insert(format!("device_vs_cpu_b{batch}"), (d.tok_s / ours).into());
+                    last.insert(format!("host_ms_per_step_b{batch}"), d.host_ms.into());
+                    last.insert(format!("wait_ms_per_step_b{batch}"), d.wait_ms.into());
+                }
             }
         }
     }
@@ -127,12 +164,65 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A decode measurement on the accelerator.
+#[derive(Debug, Clone, Copy)]
+struct DeviceStep {
+    tok_s: f64,
+    /// Per decode step: host work (recording, uploads, submission, readback copy) and time
+    /// blocked on the adapter.
+    host_ms: f64,
+    wait_ms: f64,
+}
+
+/// [`crucible_tok_s`] on the accelerator, with each step split into host and adapter time
+/// (the split is reported for wgpu; CUDA's candle path has no such hook and reports all as host).
+fn device_step(
+    model: &MimoModel,
+    device: &InferenceDevice,
+    batch: usize,
+    args: &Args,
+) -> anyhow::Result<DeviceStep> {
+    let gpu = match device {
+        InferenceDevice::Wgpu(gpu) => Some(gpu),
+        InferenceDevice::Candle(_) => None,
+    };
+    let mut waited = std::time::Duration::ZERO;
+    let tok_s = crucible_tok_s_with(model, batch, args.prompt_len, args.new_tokens, &mut |end| {
+        if let Some(g) = gpu {
+            let w = g.take_wait_time();
+            if end {
+                waited = w; // the last timed run's steps
+            }
+        }
+    })?;
+    let steps = (args.new_tokens - 1) as f64;
+    let step_ms = 1000.0 * batch as f64 / tok_s;
+    let wait_ms = 1000.0 * waited.as_secs_f64() / steps;
+    Ok(DeviceStep {
+        tok_s,
+        host_ms: step_ms - wait_ms,
+        wait_ms,
+    })
+}
+
 /// Greedy decode tokens/s of Crucible: one prefill, then single-token steps with the KV cache.
 fn crucible_tok_s(
     model: &MimoModel,
     batch: usize,
     prompt_len: usize,
     new_tokens: usize,
+) -> anyhow::Result<f64> {
+    crucible_tok_s_with(model, batch, prompt_len, new_tokens, &mut |_| {})
+}
+
+/// [`crucible_tok_s`], calling `mark(false)` when the timed steps start and `mark(true)` when
+/// they end.
+fn crucible_tok_s_with(
+    model: &MimoModel,
+    batch: usize,
+    prompt_len: usize,
+    new_tokens: usize,
+    mark: &mut dyn FnMut(bool),
 ) -> anyhow::Result<f64> {
     let vocab = model.config().vocab_size as u32;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
@@ -146,6 +236,7 @@ fn crucible_tok_s(
     let mut run = |steps: usize| -> anyhow::Result<f64> {
         let mut cache = model.new_cache(vec![0; batch], prompt_len + steps);
         let mut logits = model.forward_last(&prompt, &mut cache)?;
+        mark(false);
         let start = Instant::now();
         for _ in 1..steps {
             let rows = logits.to_vec2::<f32>()?;
@@ -158,7 +249,9 @@ fn crucible_tok_s(
             logits = model.forward_last(&input, &mut cache)?;
         }
         logits.to_vec2::<f32>()?;
-        Ok((batch * (steps - 1)) as f64 / start.elapsed().as_secs_f64())
+        let elapsed = start.elapsed().as_secs_f64();
+        mark(true);
+        Ok((batch * (steps - 1)) as f64 / elapsed)
     };
     run(3)?; // warm-up
     run(new_tokens)

@@ -1,4 +1,5 @@
-// y[m, n] = x[m, :] . w[n, :] (+ bias[n]) (+ y[m, n] when accumulating) for many rows (prefill):
+// y[m, n] = x[m, :] . w[n, :] (+ bias[n]) (+ y[m, n] when accumulating) for many rows (prefill),
+// y's rows out_stride wide with the n columns from out_col (a weight split by output rows):
 // register tiling, each workgroup of 16x16 threads computes a 64x64 output tile, each thread a
 // 4x4 block, with 64x16 slices of x and w staged in workgroup memory.
 
@@ -8,9 +9,9 @@ struct Params {
     k: u32,
     has_bias: u32,
     accumulate: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    out_stride: u32,
+    out_col: u32,
+    _pad: u32,
 }
 
 const TILE: u32 = 64u;
@@ -75,10 +76,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 if (p.has_bias != 0u) {
                     v += bias[c];
                 }
+                let out = r * p.out_stride + p.out_col + c;
                 if (p.accumulate != 0u) {
-                    v += y[r * p.n + c];
+                    v += y[out];
                 }
-                y[r * p.n + c] = v;
+                y[out] = v;
             }
         }
     }

@@ -1,4 +1,5 @@
-// y[m, n] = x[m, :] . w[n, :] (+ bias[n]) (+ y[m, n] when accumulating) for few rows m (decode):
+// y[m, n] = x[m, :] . w[n, :] (+ bias[n]) (+ y[m, n] when accumulating) for few rows m (decode),
+// y's rows out_stride wide with the n columns from out_col (a weight split by output rows):
 // one workgroup per output column reads that weight row once for up to ROWS input rows, and
 // the threads split the reduction over k.
 
@@ -8,9 +9,9 @@ struct Params {
     k: u32,
     has_bias: u32,
     accumulate: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    out_stride: u32,
+    out_col: u32,
+    _pad: u32,
 }
 
 const WG: u32 = 64u;
@@ -60,7 +61,7 @@ fn main(
             workgroupBarrier();
         }
         if (lid.x < live) {
-            let out = (r0 + lid.x) * p.n + col;
+            let out = (r0 + lid.x) * p.out_stride + p.out_col + col;
             var v = partial[lid.x * WG];
             if (p.has_bias != 0u) {
                 v += bias[col];

@@ -77,15 +77,27 @@ struct EmbeddingParams {
     rows: u32,
     width: u32,
     zero_first: u32,
-    _pad: u32,
+    first: u32,
+    chunk_rows: u32,
+    _pad: [u32; 3],
 }
 
-/// `out[r] = table[ids[r]]` for `rows` ids of `width` columns; with `zero_first`, rows whose
-/// `positions` entry is 0 are zero instead (the MTP layer's token input).
+/// Rows `first .. first + rows` of a matrix split by rows, one buffer per chunk (a tensor may
+/// exceed what one binding can hold: a 151k-token vocabulary is 544 MB in f32).
+#[derive(Debug, Clone, Copy)]
+pub struct RowChunk<'b> {
+    pub buffer: &'b wgpu::Buffer,
+    pub first: usize,
+    pub rows: usize,
+}
+
+/// `out[r] = table[ids[r]]` for `rows` ids of `width` columns, for the ids that fall in
+/// `chunk` (launch once per chunk); with `zero_first`, rows whose `positions` entry is 0 are
+/// zero instead (the MTP layer's token input).
 #[allow(clippy::too_many_arguments)]
 pub fn embedding(
     plan: &mut Plan<'_>,
-    table: &wgpu::Buffer,
+    chunk: RowChunk<'_>,
     ids: &wgpu::Buffer,
     positions: &wgpu::Buffer,
     out: &wgpu::Buffer,
@@ -93,11 +105,14 @@ pub fn embedding(
     width: usize,
     zero_first: bool,
 ) {
+    let table = chunk.buffer;
     let params = EmbeddingParams {
         rows: rows as u32,
         width: width as u32,
         zero_first: zero_first.into(),
-        _pad: 0,
+        first: chunk.first as u32,
+        chunk_rows: chunk.rows as u32,
+        _pad: [0; 3],
     };
     plan.launch(
         Kernel::Embedding,
@@ -179,12 +194,22 @@ struct LinearParams {
     k: u32,
     has_bias: u32,
     accumulate: u32,
-    _pad: [u32; 3],
+    out_stride: u32,
+    out_col: u32,
+    _pad: u32,
 }
 
-/// `y = x · wᵀ (+ bias)` for `x` `(m, k)` and `w` `(n, k)` (a checkpoint's `(out, in)` layout);
-/// with `accumulate`, the result is added to `y` (the residual stream). Few rows run as a
-/// mat-vec, more as the register-tiled matmul.
+/// Where a linear layer writes: rows `stride` wide, its `n` columns from `first` on (a weight
+/// split by output rows writes each chunk's columns of one output).
+#[derive(Debug, Clone, Copy)]
+pub struct OutColumns {
+    pub stride: usize,
+    pub first: usize,
+}
+
+/// `y = x · wᵀ (+ bias)` for `x` `(m, k)` and `w` `(n, k)` (a checkpoint's `(out, in)` layout),
+/// into the columns `out` names; with `accumulate`, the result is added to `y` (the residual
+/// stream). Few rows run as a mat-vec, more as the register-tiled matmul.
 #[allow(clippy::too_many_arguments)]
 pub fn linear(
     plan: &mut Plan<'_>,
@@ -194,6 +219,7 @@ pub fn linear(
     y: &wgpu::Buffer,
     (m, n, k): (usize, usize, usize),
     accumulate: bool,
+    out: OutColumns,
 ) {
     let params = LinearParams {
         m: m as u32,
@@ -201,7 +227,9 @@ pub fn linear(
         k: k as u32,
         has_bias: bias.is_some().into(),
         accumulate: accumulate.into(),
-        _pad: [0; 3],
+        out_stride: out.stride as u32,
+        out_col: out.first as u32,
+        _pad: 0,
     };
     let buffers = [x, w, bias.unwrap_or(w), y];
     if m <= MATVEC_MAX_ROWS {
