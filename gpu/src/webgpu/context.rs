@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
-use super::ops::Kernel;
+use super::kernel::Kernel;
 
 /// Longest a submission may take before it counts as hung (lavapipe can wedge on an unbounded
 /// wait; a bounded one turns that into an error).
@@ -46,6 +46,40 @@ pub struct WgpuDevice {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
     /// Time spent blocked on the adapter since the last [`Self::take_wait_time`].
     waited: Mutex<Duration>,
+    /// Temporaries handed back after use, by usage and size class.
+    pool: Mutex<HashMap<(wgpu::BufferUsages, u64), Vec<wgpu::Buffer>>>,
+}
+
+/// Usage of activation and upload temporaries.
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// A pooled buffer, handed back to the pool when dropped: forward passes reuse their
+/// activations, uploads, parameter blocks and readback staging instead of allocating them each
+/// step. Only dropped once its submission has completed (every run waits for it).
+pub(crate) struct Temp<'g> {
+    gpu: &'g WgpuDevice,
+    key: (wgpu::BufferUsages, u64),
+    buffer: Option<wgpu::Buffer>,
+}
+
+impl std::ops::Deref for Temp<'_> {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        self.buffer
+            .as_ref()
+            .expect("a temporary holds its buffer until dropped")
+    }
+}
+
+impl Drop for Temp<'_> {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            let mut pool = self.gpu.pool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.entry(self.key).or_default().push(buffer);
+        }
+    }
 }
 
 impl std::fmt::Debug for WgpuDevice {
@@ -79,8 +113,9 @@ impl WgpuDevice {
             adapter: info.name.clone(),
             message: e.to_string(),
         })?;
-        let max_binding =
-            u64::from(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size);
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipelines = Kernel::ALL
             .iter()
@@ -100,6 +135,7 @@ impl WgpuDevice {
             max_binding,
             pipelines,
             waited: Mutex::new(Duration::ZERO),
+            pool: Mutex::new(HashMap::new()),
         })
     }
 
@@ -174,6 +210,60 @@ impl WgpuDevice {
         }))
     }
 
+    /// A pooled buffer of at least `bytes` bytes with `usage` (sizes round up to a power of
+    /// two, so a few classes serve every step).
+    pub(crate) fn temp_with(
+        &self,
+        what: &str,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<Temp<'_>, WgpuError> {
+        self.check_size(what, bytes)?;
+        let rounded = bytes.max(16).next_power_of_two();
+        let size = if rounded <= self.max_binding {
+            rounded
+        } else {
+            bytes.next_multiple_of(4)
+        };
+        let key = (usage, size);
+        let reused = self
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&key)
+            .and_then(Vec::pop);
+        let buffer = reused.unwrap_or_else(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        });
+        Ok(Temp {
+            gpu: self,
+            key,
+            buffer: Some(buffer),
+        })
+    }
+
+    /// A pooled storage buffer of at least `words` words, contents unspecified (the kernels
+    /// write before they read).
+    pub(crate) fn temp(&self, what: &str, words: usize) -> Result<Temp<'_>, WgpuError> {
+        self.temp_with(what, (words * 4) as u64, STORAGE)
+    }
+
+    /// A pooled storage buffer starting with `data`.
+    pub(crate) fn temp_upload<T: bytemuck::Pod>(
+        &self,
+        what: &str,
+        data: &[T],
+    ) -> Result<Temp<'_>, WgpuError> {
+        let buffer = self.temp(what, data.len())?;
+        self.write(&buffer, data);
+        Ok(buffer)
+    }
+
     /// Overwrites the start of `buffer` with `data`.
     pub fn write<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, data: &[T]) {
         if !data.is_empty() {
@@ -216,23 +306,21 @@ impl WgpuDevice {
         words: usize,
     ) -> Result<Vec<f32>, WgpuError> {
         let bytes = (words * 4) as u64;
-        let staging = (words > 0).then(|| {
-            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback"),
-                size: bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
+        let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        let staging = if words > 0 {
+            let staging = self.temp_with("readback", bytes, usage)?;
             encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
-            staging
-        });
+            Some(staging)
+        } else {
+            None
+        };
         let index = self.queue.submit([encoder.finish()]);
         let Some(staging) = staging else {
             self.wait(index)?;
             return Ok(Vec::new());
         };
         let (sender, receiver) = mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+        staging.map_async(wgpu::MapMode::Read, ..bytes, move |result| {
             let _ = sender.send(result);
         });
         self.wait(index)?;
@@ -241,7 +329,7 @@ impl WgpuDevice {
             .map_err(|_| WgpuError::Submit("the readback never completed".into()))?
             .map_err(|e| WgpuError::Submit(format!("readback failed: {e}")))?;
         let view = staging
-            .get_mapped_range(..)
+            .get_mapped_range(..bytes)
             .map_err(|e| WgpuError::Submit(format!("readback failed: {e}")))?;
         let data = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
         drop(view);

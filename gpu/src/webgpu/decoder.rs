@@ -8,7 +8,7 @@ use candle_core::{DType, Tensor};
 use candle_nn::Linear;
 
 use super::cache::GpuKv;
-use super::context::{WgpuDevice, WgpuError};
+use super::context::{Temp, WgpuDevice, WgpuError};
 use super::ops::{self, AttentionShape, MASKED, MAX_HEAD_DIM, NormRows, OutColumns, RowChunk};
 use super::plan::Plan;
 use crate::model::ModelError;
@@ -204,7 +204,7 @@ impl WgpuDecoder {
         cfg: &MimoConfig,
         w: &DecoderWeights<'_>,
     ) -> Result<Self, ModelError> {
-        if cfg.head_dim > MAX_HEAD_DIM || cfg.head_dim % 2 != 0 {
+        if cfg.head_dim > MAX_HEAD_DIM || !cfg.head_dim.is_multiple_of(2) {
             return Err(ModelError::Invalid(format!(
                 "the wgpu backend supports even head dimensions up to {MAX_HEAD_DIM}, not {}",
                 cfg.head_dim
@@ -308,10 +308,12 @@ impl WgpuDecoder {
         let kv = cache.gpu_storage(t)?;
         let shape = self.shape(batch, t, len, kv.capacity());
         let gpu = &*self.gpu;
-        let ids = gpu.upload("token ids", tokens)?;
-        let positions = gpu.upload("positions", &positions)?;
-        let mask = mask.map(|m| gpu.upload("attention mask", &m)).transpose()?;
-        let x = gpu.zeros("residual", m * d.hidden)?;
+        let ids = gpu.temp_upload("token ids", tokens)?;
+        let positions = gpu.temp_upload("positions", &positions)?;
+        let mask = mask
+            .map(|m| gpu.temp_upload("attention mask", &m))
+            .transpose()?;
+        let x = gpu.temp("residual", m * d.hidden)?;
         let scratch = Scratch::new(gpu, m, d)?;
         let mut plan = Plan::new(gpu);
         self.embed.gather(&mut plan, &ids, &positions, &x, m, false);
@@ -324,12 +326,12 @@ impl WgpuDecoder {
                 &scratch,
                 (k, v),
                 &positions,
-                mask.as_ref(),
+                mask.as_deref(),
                 shape,
             );
         }
-        let out = self.readout(&mut plan, &x, &scratch, m, batch, t, readout)?;
-        let values = plan.run(&out.0, out.1)?;
+        let (out, words, _keep) = self.readout(&mut plan, &x, &scratch, m, batch, t, readout)?;
+        let values = plan.run(&out, words)?;
         cache.commit(t);
         Ok(values)
     }
@@ -339,9 +341,9 @@ impl WgpuDecoder {
         let d = self.dims;
         let rows = hidden.len() / d.hidden;
         let gpu = &*self.gpu;
-        let x = gpu.upload("hidden", hidden)?;
-        let normed = gpu.zeros("normed", rows * d.hidden)?;
-        let logits = gpu.zeros("logits", rows * d.vocab)?;
+        let x = gpu.temp_upload("hidden", hidden)?;
+        let normed = gpu.temp("normed", rows * d.hidden)?;
+        let logits = gpu.temp("logits", rows * d.vocab)?;
         let mut plan = Plan::new(gpu);
         self.head(
             &mut plan,
@@ -381,13 +383,15 @@ impl WgpuDecoder {
         let kv = cache.gpu_storage(t)?;
         let shape = self.shape(batch, t, len, kv.capacity());
         let gpu = &*self.gpu;
-        let ids = gpu.upload("token ids", next_tokens)?;
-        let positions = gpu.upload("positions", &positions)?;
-        let mask = mask.map(|m| gpu.upload("attention mask", &m)).transpose()?;
-        let h = gpu.upload("hidden", hidden)?;
-        let embeds = gpu.zeros("embeddings", m * d.hidden)?;
-        let joined = gpu.zeros("mtp input", m * 2 * d.hidden)?;
-        let x = gpu.zeros("residual", m * d.hidden)?;
+        let ids = gpu.temp_upload("token ids", next_tokens)?;
+        let positions = gpu.temp_upload("positions", &positions)?;
+        let mask = mask
+            .map(|m| gpu.temp_upload("attention mask", &m))
+            .transpose()?;
+        let h = gpu.temp_upload("hidden", hidden)?;
+        let embeds = gpu.temp("embeddings", m * d.hidden)?;
+        let joined = gpu.temp("mtp input", m * 2 * d.hidden)?;
+        let x = gpu.temp("residual", m * d.hidden)?;
         let scratch = Scratch::new(gpu, m, d)?;
         let mut plan = Plan::new(gpu);
         self.embed
@@ -426,13 +430,13 @@ impl WgpuDecoder {
             &scratch,
             kv.layer(0),
             &positions,
-            mask.as_ref(),
+            mask.as_deref(),
             shape,
         );
         // The layer's final norm, then the main model's LM head, at the chosen rows only.
-        let picked = gpu.upload("rows", rows)?;
-        let normed = gpu.zeros("normed", rows.len() * d.hidden)?;
-        let logits = gpu.zeros("logits", rows.len() * d.vocab)?;
+        let picked = gpu.temp_upload("rows", rows)?;
+        let normed = gpu.temp("normed", rows.len() * d.hidden)?;
+        let logits = gpu.temp("logits", rows.len() * d.vocab)?;
         let select = NormRows {
             source: Some(&picked),
             out_stride: d.hidden,
@@ -520,54 +524,59 @@ impl WgpuDecoder {
         self.lm_head.record(plan, normed, logits, rows, false);
     }
 
-    /// Records what `readout` asks for and returns the buffer and word count to read.
+    /// Records what `readout` asks for and returns the buffer and word count to read, with
+    /// the temporaries that must outlive the run.
     #[allow(clippy::too_many_arguments)]
-    fn readout(
+    fn readout<'g>(
         &self,
-        plan: &mut Plan<'_>,
+        plan: &mut Plan<'g>,
         x: &wgpu::Buffer,
         s: &Scratch,
         m: usize,
         batch: usize,
         t: usize,
         readout: Readout<'_>,
-    ) -> Result<(wgpu::Buffer, usize), ModelError> {
+    ) -> Result<(wgpu::Buffer, usize, Vec<Temp<'g>>), ModelError> {
         let d = self.dims;
         let rows: Vec<u32> = match readout {
-            Readout::Hidden => return Ok((x.clone(), m * d.hidden)),
+            Readout::Hidden => return Ok((x.clone(), m * d.hidden, Vec::new())),
             Readout::LastLogits => (0..batch).map(|b| (b * t + t - 1) as u32).collect(),
             Readout::Logits(rows) => rows.to_vec(),
         };
         let gpu = plan.gpu();
-        let picked = gpu.upload("rows", &rows)?;
-        let logits = gpu.zeros("logits", rows.len() * d.vocab)?;
+        let picked = gpu.temp_upload("rows", &rows)?;
+        let logits = gpu.temp("logits", rows.len() * d.vocab)?;
         let select = NormRows {
             source: Some(&picked),
             out_stride: d.hidden,
             out_col: 0,
         };
         self.head(plan, x, &s.normed, &logits, rows.len(), &self.norm, select);
-        Ok((logits, rows.len() * d.vocab))
+        Ok((
+            (*logits).clone(),
+            rows.len() * d.vocab,
+            vec![picked, logits],
+        ))
     }
 }
 
-/// Activations of one forward pass.
-struct Scratch {
-    normed: wgpu::Buffer,
-    qkv: wgpu::Buffer,
-    attn: wgpu::Buffer,
-    gate_up: wgpu::Buffer,
-    act: wgpu::Buffer,
+/// Activations of one forward pass, from the adapter's pool.
+struct Scratch<'g> {
+    normed: Temp<'g>,
+    qkv: Temp<'g>,
+    attn: Temp<'g>,
+    gate_up: Temp<'g>,
+    act: Temp<'g>,
 }
 
-impl Scratch {
-    fn new(gpu: &WgpuDevice, m: usize, d: Dims) -> Result<Self, WgpuError> {
+impl<'g> Scratch<'g> {
+    fn new(gpu: &'g WgpuDevice, m: usize, d: Dims) -> Result<Self, WgpuError> {
         Ok(Self {
-            normed: gpu.zeros("normed", m * d.hidden)?,
-            qkv: gpu.zeros("q/k/v", m * (d.heads + 2 * d.kv_heads) * d.head_dim)?,
-            attn: gpu.zeros("attention", m * d.heads * d.head_dim)?,
-            gate_up: gpu.zeros("gate/up", m * 2 * d.intermediate)?,
-            act: gpu.zeros("swiglu", m * d.intermediate)?,
+            normed: gpu.temp("normed", m * d.hidden)?,
+            qkv: gpu.temp("q/k/v", m * (d.heads + 2 * d.kv_heads) * d.head_dim)?,
+            attn: gpu.temp("attention", m * d.heads * d.head_dim)?,
+            gate_up: gpu.temp("gate/up", m * 2 * d.intermediate)?,
+            act: gpu.temp("swiglu", m * d.intermediate)?,
         })
     }
 }

@@ -7,6 +7,7 @@
 pub(crate) mod cache;
 mod context;
 pub(crate) mod decoder;
+mod kernel;
 pub mod ops;
 mod plan;
 

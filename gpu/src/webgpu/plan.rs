@@ -2,10 +2,8 @@
 //! compute pass and one submission: every launch's parameters share one uniform buffer, so a
 //! decode step costs one upload, one submit and one readback however many layers there are.
 
-use wgpu::util::DeviceExt;
-
 use super::context::{WgpuDevice, WgpuError};
-use super::ops::Kernel;
+use super::kernel::Kernel;
 
 /// Parameter blocks sit at multiples of this (the largest uniform offset alignment WebGPU
 /// allows an adapter to demand).
@@ -82,15 +80,11 @@ impl<'g> Plan<'g> {
     pub fn run(self, read: &wgpu::Buffer, words: usize) -> Result<Vec<f32>, WgpuError> {
         let device = &self.gpu.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("launch parameters"),
-            contents: if self.params.is_empty() {
-                &[0u8; 16]
-            } else {
-                &self.params
-            },
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+        let params = self
+            .gpu
+            .temp_with("launch parameters", self.params.len() as u64, usage)?;
+        self.gpu.write(&params, &self.params);
         let bind_groups: Vec<wgpu::BindGroup> =
             self.launches
                 .iter()

@@ -1,7 +1,8 @@
 // y[m, n] = x[m, :] . w[n, :] (+ bias[n]) (+ y[m, n] when accumulating) for few rows m (decode),
 // y's rows out_stride wide with the n columns from out_col (a weight split by output rows):
-// one workgroup per output column reads that weight row once for up to ROWS input rows, and
-// the threads split the reduction over k.
+// each workgroup of 64 threads computes COLS output columns, LANES threads per column splitting
+// the reduction over k (neighbouring lanes read neighbouring weights), for up to ROWS input rows
+// per pass over the weight row.
 
 struct Params {
     m: u32,
@@ -15,6 +16,8 @@ struct Params {
 }
 
 const WG: u32 = 64u;
+const LANES: u32 = 8u;
+const COLS: u32 = 8u; // WG / LANES
 const ROWS: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,10 +34,13 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nw: vec3<u32>,
 ) {
-    let col = wid.x + wid.y * nw.x;
-    if (col >= p.n) {
+    let group = wid.x + wid.y * nw.x;
+    if (group * COLS >= p.n) {
         return;
     }
+    let lane = lid.x % LANES;
+    let col = group * COLS + lid.x / LANES;
+    let live_col = col < p.n;
     let wrow = col * p.k;
     for (var r0 = 0u; r0 < p.m; r0 += ROWS) {
         var acc: array<f32, 8>;
@@ -42,34 +48,38 @@ fn main(
             acc[r] = 0.0;
         }
         let live = min(ROWS, p.m - r0);
-        for (var kk = lid.x; kk < p.k; kk += WG) {
-            let wv = w[wrow + kk];
-            for (var r = 0u; r < live; r++) {
-                acc[r] += x[(r0 + r) * p.k + kk] * wv;
+        if (live_col) {
+            for (var kk = lane; kk < p.k; kk += LANES) {
+                let wv = w[wrow + kk];
+                for (var r = 0u; r < live; r++) {
+                    acc[r] += x[(r0 + r) * p.k + kk] * wv;
+                }
             }
         }
         for (var r = 0u; r < ROWS; r++) {
             partial[r * WG + lid.x] = acc[r];
         }
         workgroupBarrier();
-        for (var step = WG / 2u; step > 0u; step >>= 1u) {
-            if (lid.x < step) {
-                for (var r = 0u; r < ROWS; r++) {
+        for (var step = LANES / 2u; step > 0u; step >>= 1u) {
+            if (lane < step) {
+                for (var r = 0u; r < live; r++) {
                     partial[r * WG + lid.x] += partial[r * WG + lid.x + step];
                 }
             }
             workgroupBarrier();
         }
-        if (lid.x < live) {
-            let out = (r0 + lid.x) * p.out_stride + p.out_col + col;
-            var v = partial[lid.x * WG];
-            if (p.has_bias != 0u) {
-                v += bias[col];
+        if (lane == 0u && live_col) {
+            for (var r = 0u; r < live; r++) {
+                let out = (r0 + r) * p.out_stride + p.out_col + col;
+                var v = partial[r * WG + lid.x];
+                if (p.has_bias != 0u) {
+                    v += bias[col];
+                }
+                if (p.accumulate != 0u) {
+                    v += y[out];
+                }
+                y[out] = v;
             }
-            if (p.accumulate != 0u) {
-                v += y[out];
-            }
-            y[out] = v;
         }
         workgroupBarrier();
     }

@@ -4,63 +4,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::kernel::Kernel;
 use super::plan::{Plan, groups_for};
-
-/// Every compute kernel the backend compiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kernel {
-    Embedding,
-    RmsNorm,
-    MatVec,
-    MatMul,
-    Rope,
-    KvAppend,
-    Attention,
-    SwiGlu,
-}
-
-impl Kernel {
-    pub(crate) const ALL: [Kernel; 8] = [
-        Kernel::Embedding,
-        Kernel::RmsNorm,
-        Kernel::MatVec,
-        Kernel::MatMul,
-        Kernel::Rope,
-        Kernel::KvAppend,
-        Kernel::Attention,
-        Kernel::SwiGlu,
-    ];
-
-    fn source(self) -> &'static str {
-        match self {
-            Kernel::Embedding => include_str!("embedding.wgsl"),
-            Kernel::RmsNorm => include_str!("rms_norm.wgsl"),
-            Kernel::MatVec => include_str!("matvec.wgsl"),
-            Kernel::MatMul => include_str!("matmul.wgsl"),
-            Kernel::Rope => include_str!("rope.wgsl"),
-            Kernel::KvAppend => include_str!("kv_append.wgsl"),
-            Kernel::Attention => include_str!("attention.wgsl"),
-            Kernel::SwiGlu => include_str!("swiglu.wgsl"),
-        }
-    }
-
-    /// Compiles the kernel with a layout derived from its bindings.
-    pub(crate) fn pipeline(self, device: &wgpu::Device) -> wgpu::ComputePipeline {
-        let label = format!("{self:?}");
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(&label),
-            source: wgpu::ShaderSource::Wgsl(self.source().into()),
-        });
-        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&label),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        })
-    }
-}
 
 /// Largest head dimension the attention kernel holds in workgroup memory.
 pub const MAX_HEAD_DIM: usize = 256;
@@ -70,6 +15,9 @@ pub const MASKED: f32 = -3.0e38;
 
 /// Rows up to which a projection runs as a mat-vec (decode) rather than the tiled matmul.
 const MATVEC_MAX_ROWS: usize = 16;
+
+/// Output columns one mat-vec workgroup computes (`COLS` in matvec.wgsl).
+const MATVEC_COLUMNS: usize = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -233,7 +181,12 @@ pub fn linear(
     };
     let buffers = [x, w, bias.unwrap_or(w), y];
     if m <= MATVEC_MAX_ROWS {
-        plan.launch(Kernel::MatVec, &params, &buffers, n as u32);
+        plan.launch(
+            Kernel::MatVec,
+            &params,
+            &buffers,
+            n.div_ceil(MATVEC_COLUMNS) as u32,
+        );
     } else {
         plan.launch_grid(
             Kernel::MatMul,
