@@ -29,7 +29,7 @@ enum Command {
     Generate(cmd::generate::Args),
     /// Run a verifier by hand (math answer, code judge) to debug a verdict.
     #[command(subcommand)]
-    Verify(cmd::verify::Command),
+    Verify(crucible_verify::cli::Command),
     /// Train MiMo models: the built-in small recipe, single runs, held-out figures.
     #[command(subcommand)]
     Train(cmd::train::Command),
@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
         Command::Generate(args) => cmd::generate::run(args),
-        Command::Verify(c) => cmd::verify::run(c),
+        Command::Verify(c) => crucible_verify::cli::run(c),
         Command::Train(c) => cmd::train::run(c),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Worker(args) => cmd::worker::run(args),

@@ -6,6 +6,8 @@
 //! and the judge runs untrusted programs, so it stays small, auditable and free of GPU code.
 
 pub mod choice;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod code;
 pub mod math;
 pub mod pool;

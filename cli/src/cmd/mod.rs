@@ -13,5 +13,4 @@ pub mod submit;
 pub mod token;
 pub mod train;
 pub mod up;
-pub mod verify;
 pub mod worker;

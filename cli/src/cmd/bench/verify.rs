@@ -16,7 +16,7 @@ use crucible_verify::math::{MathConfig, verify};
 use crucible_verify::{Grader, Task, TimedGrade, VerifierPool};
 use serde_json::{Value, json};
 
-use crate::cmd::verify::progress;
+use crucible_verify::cli::progress;
 
 /// The peer's version, pinned so that its figures are comparable between runs.
 const MATH_VERIFY_PIN: &str = "math-verify==0.9.0";

@@ -1,13 +1,13 @@
-//! `crucible verify …`: run a verifier by hand, to debug a verdict.
+//! The verifiers' command line, `crucible verify …` and the candle-free `crucible-verify …`:
+//! run a verifier by hand, to debug a verdict. Behind the `cli` feature, so the library itself
+//! stays free of clap and anyhow.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::code::{CodeProblem, Isolation, Judge, Language, SandboxConfig, Solution, TierLayout};
+use crate::math::{ExtractConfig, MathConfig, Strategy, verify};
 use anyhow::{Context, bail};
-use crucible_verify::code::{
-    CodeProblem, Isolation, Judge, Language, SandboxConfig, Solution, TierLayout,
-};
-use crucible_verify::math::{ExtractConfig, MathConfig, Strategy, verify};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
@@ -282,7 +282,7 @@ fn code(args: CodeArgs) -> anyhow::Result<()> {
             verdict,
             t.wall.as_secs_f64() * 1e3
         );
-        if t.verdict != crucible_verify::code::Verdict::Passed && !t.stderr_tail.trim().is_empty() {
+        if t.verdict != crate::code::Verdict::Passed && !t.stderr_tail.trim().is_empty() {
             let last = t.stderr_tail.trim().lines().last().unwrap_or("");
             println!("         stderr: {last}");
         }
