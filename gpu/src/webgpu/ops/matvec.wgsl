@@ -43,39 +43,22 @@ fn main(
     let live_col = col < p.n;
     let wrow = col * p.k;
     for (var r0 = 0u; r0 < p.m; r0 += ROWS) {
+        var acc: array<f32, 8>;
+        for (var r = 0u; r < ROWS; r++) {
+            acc[r] = 0.0;
+        }
         let live = min(ROWS, p.m - r0);
-        // Fixed-width accumulators (registers, not a dynamically indexed array); rows past
-        // `live` re-read the last live row and are discarded.
-        let last = r0 + live - 1u;
-        var lo = vec4<f32>(0.0);
-        var hi = vec4<f32>(0.0);
         if (live_col) {
             for (var kk = lane; kk < p.k; kk += LANES) {
                 let wv = w[wrow + kk];
-                lo += wv * vec4<f32>(
-                    x[min(r0, last) * p.k + kk],
-                    x[min(r0 + 1u, last) * p.k + kk],
-                    x[min(r0 + 2u, last) * p.k + kk],
-                    x[min(r0 + 3u, last) * p.k + kk],
-                );
-                if (live > 4u) {
-                    hi += wv * vec4<f32>(
-                        x[min(r0 + 4u, last) * p.k + kk],
-                        x[min(r0 + 5u, last) * p.k + kk],
-                        x[min(r0 + 6u, last) * p.k + kk],
-                        x[min(r0 + 7u, last) * p.k + kk],
-                    );
+                for (var r = 0u; r < live; r++) {
+                    acc[r] += x[(r0 + r) * p.k + kk] * wv;
                 }
             }
         }
-        partial[lid.x] = lo.x;
-        partial[WG + lid.x] = lo.y;
-        partial[2u * WG + lid.x] = lo.z;
-        partial[3u * WG + lid.x] = lo.w;
-        partial[4u * WG + lid.x] = hi.x;
-        partial[5u * WG + lid.x] = hi.y;
-        partial[6u * WG + lid.x] = hi.z;
-        partial[7u * WG + lid.x] = hi.w;
+        for (var r = 0u; r < ROWS; r++) {
+            partial[r * WG + lid.x] = acc[r];
+        }
         workgroupBarrier();
         for (var step = LANES / 2u; step > 0u; step >>= 1u) {
             if (lane < step) {
