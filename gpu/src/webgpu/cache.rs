@@ -73,10 +73,9 @@ impl GpuKv {
         self.capacity
     }
 
-    /// Key and value buffers of layer `layer`.
-    pub(crate) fn layer(&self, layer: usize) -> (&wgpu::Buffer, &wgpu::Buffer) {
-        let (k, v) = &self.layers[layer];
-        (k, v)
+    /// Key and value buffers of every layer (handles to the same buffers).
+    pub(crate) fn layers(&self) -> Vec<(wgpu::Buffer, wgpu::Buffer)> {
+        self.layers.clone()
     }
 
     /// Byte offset of column `col` of (row, head) in a cache `capacity` columns wide.

@@ -300,35 +300,16 @@ impl WgpuDecoder {
         readout: Readout<'_>,
     ) -> Result<Vec<f32>, ModelError> {
         let d = self.dims;
-        let batch = cache.batch_size();
-        let m = batch * t;
-        let positions = cache.positions(t);
-        let mask = cache.mask_values(t, MASKED);
-        let len = cache.len();
-        let kv = cache.gpu_storage(t)?;
-        let shape = self.shape(batch, t, len, kv.capacity());
         let gpu = &*self.gpu;
-        let ids = gpu.temp_upload("token ids", tokens)?;
-        let positions = gpu.temp_upload("positions", &positions)?;
-        let mask = mask
-            .map(|m| gpu.temp_upload("attention mask", &m))
-            .transpose()?;
+        let step = self.step(tokens, t, cache)?;
+        let (m, batch) = (step.shape.batch * t, step.shape.batch);
         let x = gpu.temp("residual", m * d.hidden)?;
         let scratch = Scratch::new(gpu, m, d)?;
         let mut plan = Plan::new(gpu);
-        self.embed.gather(&mut plan, &ids, &positions, &x, m, false);
-        for (i, block) in self.blocks.iter().enumerate() {
-            let (k, v) = kv.layer(i);
-            self.block(
-                &mut plan,
-                block,
-                &x,
-                &scratch,
-                (k, v),
-                &positions,
-                mask.as_deref(),
-                shape,
-            );
+        self.embed
+            .gather(&mut plan, &step.ids, &step.positions, &x, m, false);
+        for (block, layer) in self.blocks.iter().zip(&step.layers) {
+            self.block(&mut plan, block, &x, &scratch, layer, &step);
         }
         let (out, words, _keep) = self.readout(&mut plan, &x, &scratch, m, batch, t, readout)?;
         let values = plan.run(&out, words)?;
@@ -375,19 +356,9 @@ impl WgpuDecoder {
             ))
         })?;
         let d = self.dims;
-        let batch = cache.batch_size();
-        let m = batch * t;
-        let positions = cache.positions(t);
-        let mask = cache.mask_values(t, MASKED);
-        let len = cache.len();
-        let kv = cache.gpu_storage(t)?;
-        let shape = self.shape(batch, t, len, kv.capacity());
         let gpu = &*self.gpu;
-        let ids = gpu.temp_upload("token ids", next_tokens)?;
-        let positions = gpu.temp_upload("positions", &positions)?;
-        let mask = mask
-            .map(|m| gpu.temp_upload("attention mask", &m))
-            .transpose()?;
+        let step = self.step(next_tokens, t, cache)?;
+        let m = step.shape.batch * t;
         let h = gpu.temp_upload("hidden", hidden)?;
         let embeds = gpu.temp("embeddings", m * d.hidden)?;
         let joined = gpu.temp("mtp input", m * 2 * d.hidden)?;
@@ -395,7 +366,7 @@ impl WgpuDecoder {
         let scratch = Scratch::new(gpu, m, d)?;
         let mut plan = Plan::new(gpu);
         self.embed
-            .gather(&mut plan, &ids, &positions, &embeds, m, true);
+            .gather(&mut plan, &step.ids, &step.positions, &embeds, m, true);
         let half = |col| NormRows {
             source: None,
             out_stride: 2 * d.hidden,
@@ -428,10 +399,8 @@ impl WgpuDecoder {
             &layer.block,
             &x,
             &scratch,
-            kv.layer(0),
-            &positions,
-            mask.as_deref(),
-            shape,
+            &step.layers[0],
+            &step,
         );
         // The layer's final norm, then the main model's LM head, at the chosen rows only.
         let picked = gpu.temp_upload("rows", rows)?;
@@ -456,16 +425,31 @@ impl WgpuDecoder {
         Ok(values)
     }
 
-    fn shape(&self, batch: usize, t: usize, len: usize, capacity: usize) -> AttentionShape {
-        AttentionShape {
-            batch,
-            t,
-            len,
-            capacity,
-            heads: self.dims.heads,
-            kv_heads: self.dims.kv_heads,
-            head_dim: self.dims.head_dim,
-        }
+    /// Makes room in `cache` for `t` new columns and uploads what every layer of the step reads:
+    /// token ids, positions and the mask.
+    fn step(&self, tokens: &[u32], t: usize, cache: &mut KvCache) -> Result<Step<'_>, ModelError> {
+        let positions = cache.positions(t);
+        let mask = cache.mask_values(t, MASKED);
+        let (batch, len) = (cache.batch_size(), cache.len());
+        let kv = cache.gpu_storage(t)?;
+        let gpu = &*self.gpu;
+        Ok(Step {
+            shape: AttentionShape {
+                batch,
+                t,
+                len,
+                capacity: kv.capacity(),
+                heads: self.dims.heads,
+                kv_heads: self.dims.kv_heads,
+                head_dim: self.dims.head_dim,
+            },
+            layers: kv.layers(),
+            ids: gpu.temp_upload("token ids", tokens)?,
+            positions: gpu.temp_upload("positions", &positions)?,
+            mask: mask
+                .map(|m| gpu.temp_upload("attention mask", &m))
+                .transpose()?,
+        })
     }
 
     /// Records one pre-norm block over the residual stream `x` `(batch · t, hidden)`.
@@ -476,11 +460,10 @@ impl WgpuDecoder {
         b: &GpuBlock,
         x: &wgpu::Buffer,
         s: &Scratch,
-        (k, v): (&wgpu::Buffer, &wgpu::Buffer),
-        positions: &wgpu::Buffer,
-        mask: Option<&wgpu::Buffer>,
-        shape: AttentionShape,
+        (k, v): &(wgpu::Buffer, wgpu::Buffer),
+        step: &Step<'_>,
     ) {
+        let (positions, mask, shape) = (&*step.positions, step.mask.as_deref(), step.shape);
         let d = self.dims;
         let m = shape.batch * shape.t;
         let dense = NormRows::dense(d.hidden);
@@ -558,6 +541,16 @@ impl WgpuDecoder {
             vec![picked, logits],
         ))
     }
+}
+
+/// The inputs one forward pass shares across its layers.
+struct Step<'g> {
+    shape: AttentionShape,
+    /// The cache's key and value buffers per layer (handles, so the cache stays borrowable).
+    layers: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    ids: Temp<'g>,
+    positions: Temp<'g>,
+    mask: Option<Temp<'g>>,
 }
 
 /// Activations of one forward pass, from the adapter's pool.
