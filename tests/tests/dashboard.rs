@@ -562,6 +562,22 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
     panic!("{css} never appeared; page:\n{source}");
 }
 
+/// Waits up to 15 s for an element matching `css` whose text contains `needle`. The page may
+/// re-render the element between finding it and reading it (a second error message replaces the
+/// first), so a stale element is found again rather than failing the test.
+async fn wait_for_text(c: &Client, css: &str, needle: &str) {
+    for _ in 0..150 {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if el.text().await.is_ok_and(|text| text.contains(needle)) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let source = c.source().await.unwrap_or_default();
+    panic!("{css} never said {needle:?}; page:\n{source}");
+}
+
 /// Waits for the bundle to hydrate the page and its SSE connection to open.
 async fn wait_live(c: &Client) {
     wait_for(c, r#"#live[data-state="live"]"#).await;
@@ -817,8 +833,7 @@ async fn dashboard_in_headless_chromium(pool: PgPool) {
     c.goto(&format!("{base}/auth/link?code={code}"))
         .await
         .unwrap();
-    let spent = wait_for(&c, "#signin-error").await;
-    assert!(spent.text().await.unwrap().contains("already used"));
+    wait_for_text(&c, "#signin-error", "already used").await;
     let sign_in_with = |token: String| {
         let c = c.clone();
         async move {
@@ -837,8 +852,7 @@ async fn dashboard_in_headless_chromium(pool: PgPool) {
         }
     };
     sign_in_with("crc_wrong".into()).await;
-    let wrong = wait_for(&c, "#signin-error").await;
-    assert!(wrong.text().await.unwrap().contains("unknown"));
+    wait_for_text(&c, "#signin-error", "unknown").await;
     screenshot(&c, "signin-refused").await;
     // The token by hand signs in too.
     sign_in_with(s.token.clone()).await;
