@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Crucible's whole test suite on a fresh machine: finds (or starts) Postgres, installs what is
 # missing from Debian's packages when run as root (the Postgres server, bubblewrap, Chromium and
-# ChromeDriver, Mesa's software Vulkan) and the test peers from PyPI (the mlflow client, schemathesis),
+# ChromeDriver, Mesa's software Vulkan) and the test peers from PyPI (the mlflow client,
+# prometheus_client, schemathesis),
 # then `cargo test --release --workspace`.
 # Extra arguments go to cargo test (e.g. `scripts/test.sh -p crucible-tests`).
 set -euo pipefail
@@ -66,16 +67,20 @@ fi
 # Where the data is here, the tests that read it must run: a missing input fails, never skips.
 if [ -n "${CRUCIBLE_DATA_DIR:-}" ]; then export CRUCIBLE_REQUIRE_DATA=1; fi
 
-# --- The real mlflow client, for the MLflow-compatibility test ---------------------------------
+# --- The real mlflow client (the MLflow-compatibility test) and Prometheus's client library, whose
+# OpenMetrics parser reads the server's and the workers' /metrics pages -------------------------
 venv="$CARGO_TARGET_DIR/mlflow-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import mlflow" 2>/dev/null; then
-  echo "installing the mlflow client from PyPI into $venv"
-  if python3 -m venv "$venv" && "$venv/bin/pip" install -q "mlflow-skinny>=3,<4"; then :; else
-    echo "*** WARNING: could not install mlflow from PyPI: the MLflow-client test will be SKIPPED ***" >&2
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import mlflow, prometheus_client" 2>/dev/null; then
+  echo "installing the mlflow client and prometheus_client from PyPI into $venv"
+  if python3 -m venv "$venv" && "$venv/bin/pip" install -q "mlflow-skinny>=3,<4" "prometheus-client>=0.20"; then :; else
+    echo "*** WARNING: could not install mlflow/prometheus_client from PyPI: their tests will be SKIPPED ***" >&2
   fi
 fi
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import mlflow" 2>/dev/null; then
   export CRUCIBLE_MLFLOW_PYTHON="$venv/bin/python" CRUCIBLE_REQUIRE_MLFLOW=1
+fi
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import prometheus_client" 2>/dev/null; then
+  export CRUCIBLE_PROMETHEUS_PYTHON="$venv/bin/python" CRUCIBLE_REQUIRE_PROMETHEUS=1
 fi
 
 # --- schemathesis, which fuzzes the server against its OpenAPI document (tests/tests/api_contract.rs)

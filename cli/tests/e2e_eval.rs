@@ -708,3 +708,100 @@ async fn an_eval_on_a_wgpu_worker_scores_what_the_cpu_worker_scores(pool: PgPool
         "the same greedy completions and pass@1"
     );
 }
+
+/// A worker's `/metrics` (Prometheus's parser reads it) follows its jobs: the finished eval is
+/// counted by kind and outcome, the tokens it decoded and the grades it waited for are those of
+/// the samples it uploaded, and nothing is left running or queued.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn worker_metrics_follow_its_jobs(pool: PgPool) {
+    use crucible_types::testing::{parse_openmetrics, prometheus_python, sample_value};
+    let Some(python) = prometheus_python("worker_metrics_follow_its_jobs") else {
+        return;
+    };
+    let server = Server::start(&pool).await;
+    let model = server.register_small_model().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut worker = server.worker(|c| {
+        c.env_remove("CRUCIBLE_DATA_DIR")
+            .args(["--metrics-addr", &addr])
+    });
+    let spec = json!({ "kind": "eval", "model_id": model["id"], "benchmarks": ["synthetic"], "limit": 6, "preset": "greedy" });
+    let job = server.post("/jobs", json!({ "spec": spec })).await;
+    let done = server
+        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(600))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let evals = server
+        .get(&format!("/evals?job_id={}", done["id"].as_str().unwrap()))
+        .await;
+    let problems = server
+        .get(&format!(
+            "/evals/{}/samples?limit=200",
+            evals[0]["id"].as_str().unwrap()
+        ))
+        .await;
+    let samples: Vec<&Value> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["samples"].as_array().unwrap())
+        .collect();
+    let tokens: i64 = samples.iter().map(|s| s["tokens"].as_i64().unwrap()).sum();
+
+    // The job is reported done just before the worker counts it: poll briefly.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let page = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let parsed = parse_openmetrics(&python, &page);
+        let eval_done = [("kind", "eval"), ("outcome", "succeeded")];
+        if sample_value(&parsed, "crucible_worker_jobs_total", &eval_done) == Some(1.0)
+            || Instant::now() > deadline
+        {
+            break parsed;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    worker.kill().unwrap();
+    let _ = worker.wait();
+    let value = |name: &str, labels: &[(&str, &str)]| sample_value(&page, name, labels);
+    assert_eq!(
+        value(
+            "crucible_worker_jobs_total",
+            &[("kind", "eval"), ("outcome", "succeeded")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("crucible_worker_jobs_running", &[("kind", "eval")]),
+        Some(0.0)
+    );
+    assert!(tokens > 0);
+    assert_eq!(
+        value("crucible_worker_tokens_generated_total", &[]),
+        Some(tokens as f64)
+    );
+    assert_eq!(
+        value("crucible_worker_verifier_wait_seconds_count", &[]),
+        Some(samples.len() as f64),
+        "one grade per sample"
+    );
+    assert_eq!(
+        value("crucible_worker_verifier_queue_depth", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value("crucible_worker_job_progress_total", &[]),
+        Some(0.0),
+        "idle"
+    );
+}

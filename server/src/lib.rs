@@ -11,6 +11,7 @@ pub mod routes;
 pub mod secrets;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 
 use axum::Router;
 use sqlx::PgPool;
@@ -27,14 +28,20 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// tests build it the same way.
 pub fn app(state: AppState) -> Router {
     let dashboard = dashboard::router(state.clone(), dashboard::find_site_root());
+    let telemetry = state.telemetry.clone();
     let app = Router::new()
         .nest("/api/v1", routes::api_v1())
         .nest("/api/2.0/mlflow", routes::mlflow::router())
         // MLflow's client also uses the ajax-api prefix for a few calls.
         .nest("/ajax-api/2.0/mlflow", routes::mlflow::router())
+        .route("/metrics", axum::routing::get(telemetry::scrape))
         .with_state(state)
-        .merge(dashboard);
-    with_error_layers(app)
+        .merge(dashboard)
+        .route_layer(axum::middleware::from_fn(telemetry::tag_route));
+    with_error_layers(app).layer(axum::middleware::from_fn_with_state(
+        telemetry,
+        telemetry::record_requests,
+    ))
 }
 
 /// The layers every face of the server (REST, MLflow, dashboard) shares: a panic answers 500
@@ -80,6 +87,7 @@ pub fn state_with_lease(pool: PgPool, lease_seconds: u32) -> AppState {
         live,
         lease_seconds,
         open_reads: false,
+        telemetry: Default::default(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Shared state of every handler: the pool and the live-event fan-out.
 
 use crate::live::TeamEvent;
+use crate::telemetry::Telemetry;
 use sqlx::PgPool;
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// Cloned into every handler; the server itself keeps no other state, so replicas can share one Postgres.
@@ -16,6 +18,8 @@ pub struct AppState {
     /// Whether a request without a token may read every team's objects (`CRUCIBLE_OPEN_READS=1`);
     /// off by default: reads are team-private.
     pub open_reads: bool,
+    /// This replica's Prometheus metrics (`GET /metrics`).
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Default lease: long enough to ride out a slow upload, short enough that a dead worker's job

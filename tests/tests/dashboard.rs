@@ -567,10 +567,10 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
 /// first), so a stale element is found again rather than failing the test.
 async fn wait_for_text(c: &Client, css: &str, needle: &str) {
     for _ in 0..150 {
-        if let Ok(el) = c.find(Locator::Css(css)).await {
-            if el.text().await.is_ok_and(|text| text.contains(needle)) {
-                return;
-            }
+        if let Ok(el) = c.find(Locator::Css(css)).await
+            && el.text().await.is_ok_and(|text| text.contains(needle))
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

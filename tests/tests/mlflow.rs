@@ -230,3 +230,73 @@ async fn real_mlflow_client_logs_a_run(pool: PgPool) {
         .await;
     assert_eq!(project["name"], "crucible-mlflow-test");
 }
+
+/// `metrics/get-history-bulk-interval` (MLflow's chart endpoint) samples several runs to common
+/// steps, refuses what MLflow refuses with MLflow's error codes, and never shows another team's run.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn bulk_interval_history_is_sampled_checked_and_private(pool: PgPool) {
+    let api = Api::new(pool.clone());
+    let alpha = token(&pool, "alpha").await;
+    let beta = token(&pool, "beta").await;
+    let project = api.project(&alpha, "p").await;
+    let mut ids = Vec::new();
+    for steps in [5, 40] {
+        let run = api.run(&alpha, &project, json!({})).await;
+        let id = run["id"].as_str().unwrap().to_string();
+        let points: Vec<_> = (0..steps)
+            .map(|s| json!({ "key": "loss", "step": s, "value": f64::from(s) }))
+            .collect();
+        let (s, body) = api
+            .post(
+                &format!("/api/v1/runs/{id}/metrics"),
+                &alpha,
+                json!({ "points": points }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        ids.push(id);
+    }
+    let url = |extra: &str| {
+        format!(
+            "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids={}&run_ids={}&metric_key=loss{extra}",
+            ids[0], ids[1]
+        )
+    };
+    let (s, body) = api
+        .call(Method::GET, &url("&max_results=4"), Some(&alpha), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let steps_of = |run: &str| -> Vec<i64> {
+        body["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["run_id"] == run)
+            .map(|m| m["step"].as_i64().unwrap())
+            .collect()
+    };
+    // 40 distinct steps thinned to 4 (0, 10, 20, 30) plus the last (39); each run's own ends.
+    assert_eq!(steps_of(&ids[0]), vec![0, 4]);
+    assert_eq!(steps_of(&ids[1]), vec![0, 4, 10, 20, 30, 39]);
+    assert_eq!(body["metrics"][1]["value"], 4.0);
+
+    for (extra, field) in [
+        ("&max_results=0", "max_results"),
+        ("&start_step=9", "end_step"),
+        ("&start_step=9&end_step=2", "end_step"),
+    ] {
+        let (s, e) = api.call(Method::GET, &url(extra), Some(&alpha), None).await;
+        assert_eq!(
+            (s, e["error_code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("INVALID_PARAMETER_VALUE")),
+            "{extra}: {e}"
+        );
+        assert!(e["message"].as_str().unwrap().contains(field), "{e}");
+    }
+    let (s, e) = api.call(Method::GET, &url(""), Some(&beta), None).await;
+    assert_eq!(
+        (s, e["error_code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("RESOURCE_DOES_NOT_EXIST")),
+        "another team's runs do not exist for beta: {e}"
+    );
+}

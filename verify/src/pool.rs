@@ -5,6 +5,7 @@
 //! (submitting blocks when it is full — back-pressure instead of unbounded memory); results come
 //! back in completion order, each with its id and its queue and run times.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -45,6 +46,8 @@ pub struct VerifierPool {
     results: Receiver<TimedGrade>,
     workers: Vec<JoinHandle<()>>,
     next_id: u64,
+    /// Grades handed back so far (`next_id - returned` are still in the pool).
+    returned: AtomicU64,
 }
 
 impl VerifierPool {
@@ -91,6 +94,7 @@ impl VerifierPool {
             results,
             workers,
             next_id: 0,
+            returned: AtomicU64::new(0),
         })
     }
 
@@ -112,16 +116,27 @@ impl VerifierPool {
 
     /// A finished grade if one is ready.
     pub fn try_recv(&self) -> Option<TimedGrade> {
-        self.results.try_recv().ok()
+        let grade = self.results.try_recv().ok()?;
+        self.returned.fetch_add(1, Ordering::Relaxed);
+        Some(grade)
     }
 
     /// Waits up to `timeout` for the next finished grade.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<TimedGrade>, PoolError> {
         match self.results.recv_timeout(timeout) {
-            Ok(v) => Ok(Some(v)),
+            Ok(v) => {
+                self.returned.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(v))
+            }
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(PoolError::Closed),
         }
+    }
+
+    /// Completions submitted whose grade has not been handed back yet: the backlog a caller
+    /// watches to see whether judging keeps up with generation.
+    pub fn pending(&self) -> u64 {
+        self.next_id - self.returned.load(Ordering::Relaxed)
     }
 
     /// Stops taking jobs, waits for the queued ones, and returns their grades.

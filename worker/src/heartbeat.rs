@@ -27,6 +27,7 @@ impl JobSignals {
 
     /// Records progress for the next heartbeat.
     pub fn set_progress(&self, done: u64, total: u64, message: &str) {
+        crate::telemetry::telemetry().progress(done, total);
         if let Ok(mut p) = self.progress.lock() {
             *p = Some(JobProgress {
                 done,

@@ -6,6 +6,7 @@
 use crate::client::{ClientError, ServerClient};
 use crate::heartbeat::JobSignals;
 use crate::jobs::{self, JobError};
+use crate::telemetry::{JobOutcome, telemetry};
 use crucible_types::{Device, JobKind, JobSpec, Lease, RegisterWorker, WorkerCapabilities};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,6 +31,8 @@ pub struct WorkerConfig {
     /// Where training jobs write (a relative `out_dir` lands in `<work_dir>/<job id>/`; RL jobs
     /// write `<work_dir>/<job id>/rl`).
     pub work_dir: std::path::PathBuf,
+    /// Where to serve the worker's Prometheus metrics (`/metrics`); none when `None`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Why the worker stopped.
@@ -38,6 +41,12 @@ pub enum WorkerError {
     /// The server refused or could not be reached.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The metrics address could not be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// What this machine offers: the CPU always; CUDA when built with it and a GPU answers; wgpu
@@ -75,6 +84,11 @@ fn system_memory_gb() -> f64 {
 
 /// Registers and serves jobs until `max_jobs` are done (or forever).
 pub fn run(config: &WorkerConfig) -> Result<(), WorkerError> {
+    if let Some(addr) = config.metrics_addr {
+        let bound = crate::telemetry::serve_metrics(addr)
+            .map_err(|source| WorkerError::Metrics { addr, source })?;
+        tracing::info!("worker metrics at http://{bound}/metrics");
+    }
     let client = ServerClient::new(&config.server, Some(&config.token));
     let worker = client.register(&RegisterWorker {
         name: config.name.clone(),
@@ -97,7 +111,9 @@ pub fn run(config: &WorkerConfig) -> Result<(), WorkerError> {
 /// Runs one leased job with a heartbeat beside it, then reports how it ended.
 fn serve(client: &ServerClient, worker_id: Uuid, config: &WorkerConfig, lease: Lease) {
     let job_id = lease.job.id;
-    tracing::info!(%job_id, kind = %lease.job.kind, attempt = lease.job.attempts, "job leased");
+    let kind = lease.job.kind.to_string();
+    tracing::info!(%job_id, %kind, attempt = lease.job.attempts, "job leased");
+    telemetry().job_started(&kind);
     let signals = Arc::new(JobSignals::default());
     let beat = crate::heartbeat::spawn(
         client.clone(),
@@ -120,6 +136,14 @@ fn serve(client: &ServerClient, worker_id: Uuid, config: &WorkerConfig, lease: L
         Ok(()) if signals.should_stop() => Err(JobError::Stopped("cancelled or lease lost".into())),
         other => other,
     };
+    telemetry().job_finished(
+        &kind,
+        match &outcome {
+            Ok(()) => JobOutcome::Succeeded,
+            Err(JobError::Stopped(_)) => JobOutcome::Stopped,
+            Err(_) => JobOutcome::Failed,
+        },
+    );
     match &outcome {
         Ok(()) => tracing::info!(%job_id, "job succeeded"),
         Err(e @ JobError::Internal(_)) => tracing::error!(%job_id, error = %e, "job failed"),

@@ -6,10 +6,12 @@ pub mod client;
 pub mod data;
 pub mod eval;
 pub mod heartbeat;
+pub mod hub;
 mod jobs;
 pub mod lease;
 pub mod report;
 pub mod rl;
+pub mod telemetry;
 pub mod train;
 
 pub use lease::{WorkerConfig, WorkerError, capabilities, run};

@@ -101,6 +101,12 @@ fn source_text(s: &ModelSource) -> String {
             format!("OpenAI-compatible {base_url} ({model})")
         }
         ModelSource::Checkpoint { path, step, .. } => format!("checkpoint {path} (step {step})"),
+        ModelSource::HfHub { repo, revision } => {
+            format!(
+                "Hugging Face {repo}@{}",
+                revision.as_deref().unwrap_or("main")
+            )
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! `crucible generate`: load an HF-format checkpoint folder and stream a continuation.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -14,9 +13,10 @@ use crucible_types::sampling::{SamplingParams, Speculative};
 /// Arguments of `crucible generate`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint folder: config.json, *.safetensors, tokenizer.json [, tokenizer_config.json].
+    /// Checkpoint folder (config.json, *.safetensors, tokenizer.json [, tokenizer_config.json]),
+    /// or a Hugging Face id `owner/name[@revision]`, fetched into the HF cache once.
     #[arg(long)]
-    model: PathBuf,
+    model: String,
     /// The prompt (a user message with --chat).
     #[arg(long)]
     prompt: String,
@@ -95,13 +95,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ignore_eos: args.ignore_eos,
     };
     params.validate()?;
-    if !args.model.is_dir() {
-        anyhow::bail!("--model {}: not a folder", args.model.display());
-    }
-
-    let spinner = indicatif::ProgressBar::new_spinner()
-        .with_message(format!("loading {}", args.model.display()));
+    let spinner =
+        indicatif::ProgressBar::new_spinner().with_message(format!("loading {}", args.model));
     spinner.enable_steady_tick(Duration::from_millis(100));
+    let folder = crate::cmd::model_folder(&args.model)?;
     let device =
         crucible_gpu::device::for_requirement(args.device).context("selecting a device")?;
     let opts = LoadOptions {
@@ -112,8 +109,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if opts.wgpu.is_some() && args.dtype != DType::F32 {
         anyhow::bail!("--dtype {:?}: the wgpu backend computes in f32", args.dtype);
     }
-    let model = MimoModel::load(&args.model, &opts).context("loading the model")?;
-    let tokenizer = Tokenizer::load(&args.model).context("loading the tokenizer")?;
+    let model = MimoModel::load(&folder, &opts).context("loading the model")?;
+    let tokenizer = Tokenizer::load(&folder).context("loading the tokenizer")?;
     spinner.finish_and_clear();
 
     let text = if args.chat {

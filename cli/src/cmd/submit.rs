@@ -4,13 +4,72 @@ use crate::cmd::api::ServerArgs;
 use anyhow::{Context, Result, bail};
 use crucible_types::train::{TrainConfig, TrainKind};
 use crucible_types::{
-    EvalSpec, Job, JobRequirements, JobSpec, JobStatus, Preset, RlConfig, RlSpec, SamplingParams,
-    SubmitJob, TrainSpec,
+    EvalSpec, Job, JobRequirements, JobSpec, JobStatus, ModelSource, Preset, RegisterModel,
+    RlConfig, RlSpec, SamplingParams, SubmitJob, TrainSpec,
 };
 use crucible_worker::client::ServerClient;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
 use uuid::Uuid;
+
+/// A model named on the command line: a registered model's id, or a Hugging Face id.
+#[derive(Clone, Debug)]
+pub enum ModelArg {
+    /// A registered model.
+    Id(Uuid),
+    /// `owner/name[@revision]` on the hub.
+    Hub {
+        repo: String,
+        revision: Option<String>,
+    },
+}
+
+impl std::str::FromStr for ModelArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(id) = Uuid::parse_str(s) {
+            return Ok(ModelArg::Id(id));
+        }
+        crucible_worker::hub::parse_hub_ref(s)
+            .map(|(repo, revision)| ModelArg::Hub { repo, revision })
+            .ok_or_else(|| {
+                format!("{s:?} is neither a model id nor a Hugging Face id (owner/name[@revision])")
+            })
+    }
+}
+
+impl ModelArg {
+    /// The registered model's id; a hub model is looked up by its name (`owner/name[@rev]`)
+    /// in the team's models and registered when it is not there yet.
+    fn id(&self, client: &ServerClient) -> Result<Uuid> {
+        let (repo, revision) = match self {
+            ModelArg::Id(id) => return Ok(*id),
+            ModelArg::Hub { repo, revision } => (repo, revision),
+        };
+        let name = match revision {
+            Some(rev) => format!("{repo}@{rev}"),
+            None => repo.clone(),
+        };
+        let source = ModelSource::HfHub {
+            repo: repo.clone(),
+            revision: revision.clone(),
+        };
+        if let Some(m) = client.models()?.into_iter().find(|m| m.name == name) {
+            if m.source != source {
+                bail!("the team's model {name:?} is not the hub model {name}: pass its id instead");
+            }
+            return Ok(m.id);
+        }
+        let model = client.register_model(&RegisterModel {
+            name,
+            source,
+            training_datasets: Vec::new(),
+        })?;
+        eprintln!("registered {} as model {}", model.name, model.id);
+        Ok(model.id)
+    }
+}
 
 /// What to submit.
 #[derive(clap::Subcommand)]
@@ -28,9 +87,10 @@ pub enum Command {
 pub struct RlArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// The starting policy: a registered model id (a local HF folder or checkpoint).
+    /// The starting policy: a registered model id (a local HF folder or checkpoint), or a
+    /// Hugging Face id `owner/name[@revision]` (registered under that name on first use).
     #[arg(long)]
-    pub model: Uuid,
+    pub model: ModelArg,
     /// The RlConfig (JSON).
     #[arg(long)]
     pub config: std::path::PathBuf,
@@ -42,14 +102,14 @@ pub struct RlArgs {
     pub wait: bool,
 }
 
-fn rl_job(a: &RlArgs) -> Result<SubmitJob> {
+fn rl_job(a: &RlArgs, model_id: Uuid) -> Result<SubmitJob> {
     let text = std::fs::read_to_string(&a.config)
         .with_context(|| format!("cannot read {}", a.config.display()))?;
     let config: RlConfig = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid RlConfig", a.config.display()))?;
     let req = SubmitJob {
         spec: JobSpec::Rl(RlSpec {
-            model_id: a.model,
+            model_id,
             config,
             model_name: a.model_name.clone(),
         }),
@@ -129,9 +189,10 @@ fn submit_and_follow(client: &ServerClient, req: &SubmitJob, follow: bool) -> Re
 pub struct EvalArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Registered model id.
+    /// A registered model id, or a Hugging Face id `owner/name[@revision]` (registered under
+    /// that name on first use; workers download it into their HF cache).
     #[arg(long)]
-    pub model: Uuid,
+    pub model: ModelArg,
     /// Benchmark names (repeatable or comma-separated).
     #[arg(long, value_delimiter = ',', required = true)]
     pub benchmark: Vec<String>,
@@ -196,24 +257,26 @@ fn wait(client: &ServerClient, id: Uuid) -> Result<Job> {
 
 /// Runs the subcommand.
 pub fn run(c: Command) -> Result<()> {
-    let (server, req, follow) = match c {
+    let (client, req, follow) = match c {
         Command::Eval(a) => {
-            let req = eval_job(&a);
-            (a.server, req, a.wait)
+            let client = a.server.writer()?;
+            let req = eval_job(&a, a.model.id(&client)?);
+            (client, req, a.wait)
         }
         Command::Train(a) => {
             let req = train_job(&a)?;
-            (a.server, req, a.wait)
+            (a.server.writer()?, req, a.wait)
         }
         Command::Rl(a) => {
-            let req = rl_job(&a)?;
-            (a.server, req, a.wait)
+            let client = a.server.writer()?;
+            let req = rl_job(&a, a.model.id(&client)?)?;
+            (client, req, a.wait)
         }
     };
-    submit_and_follow(&server.writer()?, &req, follow)
+    submit_and_follow(&client, &req, follow)
 }
 
-fn eval_job(a: &EvalArgs) -> SubmitJob {
+fn eval_job(a: &EvalArgs, model_id: Uuid) -> SubmitJob {
     let sampling =
         (a.temperature.is_some() || a.max_new_tokens.is_some()).then(|| SamplingParams {
             temperature: a.temperature.unwrap_or(0.0),
@@ -221,7 +284,7 @@ fn eval_job(a: &EvalArgs) -> SubmitJob {
             ..SamplingParams::default()
         });
     let spec = EvalSpec {
-        model_id: a.model,
+        model_id,
         benchmarks: a.benchmark.clone(),
         sampling,
         n_samples: a.n,

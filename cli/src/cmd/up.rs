@@ -124,6 +124,7 @@ pub fn run(args: Args) -> Result<()> {
                 poll: Duration::from_secs(1),
                 max_jobs: None,
                 work_dir: crate::cmd::db::crucible_home().join("work"),
+                metrics_addr: None,
             };
             std::thread::spawn(move || {
                 if let Err(e) = crucible_worker::run(&config) {

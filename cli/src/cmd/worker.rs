@@ -22,6 +22,9 @@ pub struct Args {
     /// Seconds between polls of an empty queue.
     #[arg(long, default_value_t = 1.0)]
     pub poll_seconds: f64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9464; port 0 picks one).
+    #[arg(long, env = "CRUCIBLE_WORKER_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Args {
@@ -39,6 +42,7 @@ impl Args {
             poll: Duration::from_secs_f64(self.poll_seconds.max(0.05)),
             max_jobs: self.max_jobs,
             work_dir: crate::cmd::db::crucible_home().join("work"),
+            metrics_addr: self.metrics_addr,
         })
     }
 }

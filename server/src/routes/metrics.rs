@@ -67,6 +67,7 @@ async fn store(
         live::notify(&mut tx, &event).await?;
     }
     tx.commit().await?;
+    s.telemetry.points_ingested(accepted);
     Ok(LogMetricsResult { accepted })
 }
 

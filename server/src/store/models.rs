@@ -16,6 +16,8 @@ struct ModelRow {
     path: Option<String>,
     base_url: Option<String>,
     endpoint_model: Option<String>,
+    hub_repo: Option<String>,
+    hub_revision: Option<String>,
     architecture: Option<String>,
     produced_by_run: Option<Uuid>,
     step: Option<i64>,
@@ -29,6 +31,10 @@ impl From<ModelRow> for Model {
             ("openai", ..) => ModelSource::Openai {
                 base_url: r.base_url.unwrap_or_default(),
                 model: r.endpoint_model.unwrap_or_default(),
+            },
+            ("hf_hub", ..) => ModelSource::HfHub {
+                repo: r.hub_repo.unwrap_or_default(),
+                revision: r.hub_revision,
             },
             ("checkpoint", Some(run_id), Some(step)) => ModelSource::Checkpoint {
                 path: r.path.unwrap_or_default(),
@@ -51,8 +57,8 @@ impl From<ModelRow> for Model {
     }
 }
 
-const COLUMNS: &str = "id, team_id, name, source, path, base_url, endpoint_model, architecture, \
-     produced_by_run, step, training_datasets, created_at";
+const COLUMNS: &str = "id, team_id, name, source, path, base_url, endpoint_model, hub_repo, \
+     hub_revision, architecture, produced_by_run, step, training_datasets, created_at";
 
 /// Reads `architectures[0]` from an HF folder, refusing folders that are not one.
 fn read_architecture(path: &str) -> Result<(String, serde_json::Value)> {
@@ -101,6 +107,72 @@ fn check_url(url: &str) -> Result<()> {
     Ok(())
 }
 
+/// A source as the `models` table stores it: its kind and the columns that kind fills.
+#[derive(Default)]
+struct SourceColumns<'a> {
+    source: &'static str,
+    path: Option<&'a str>,
+    base_url: Option<&'a str>,
+    endpoint_model: Option<&'a str>,
+    hub_repo: Option<&'a str>,
+    hub_revision: Option<&'a str>,
+    run: Option<Uuid>,
+    step: Option<i64>,
+}
+
+impl<'a> SourceColumns<'a> {
+    /// The columns of `source`, after checking what can be checked without the worker.
+    fn of(source: &'a ModelSource) -> Result<Self> {
+        Ok(match source {
+            ModelSource::HfLocal { path } => Self {
+                source: "hf_local",
+                path: Some(path),
+                ..Self::default()
+            },
+            ModelSource::Checkpoint { path, run_id, step } => Self {
+                source: "checkpoint",
+                path: Some(path),
+                run: Some(*run_id),
+                step: Some(*step),
+                ..Self::default()
+            },
+            ModelSource::Openai { base_url, model } => {
+                check_url(base_url)?;
+                crucible_types::check_name("source.model", model)?;
+                Self {
+                    source: "openai",
+                    base_url: Some(base_url),
+                    endpoint_model: Some(model),
+                    ..Self::default()
+                }
+            }
+            ModelSource::HfHub { repo, revision } => {
+                if !crucible_types::is_hub_repo_id(repo) {
+                    return Err(AppError::invalid(
+                        "source.repo",
+                        "must be a Hugging Face model id: `owner/name` of letters, digits, `-`, `_`, `.`",
+                    ));
+                }
+                if let Some(r) = revision
+                    .as_deref()
+                    .filter(|r| !crucible_types::is_hub_revision(r))
+                {
+                    return Err(AppError::invalid(
+                        "source.revision",
+                        format!("{r:?} is not a branch, tag or commit name"),
+                    ));
+                }
+                Self {
+                    source: "hf_hub",
+                    hub_repo: Some(repo),
+                    hub_revision: revision.as_deref(),
+                    ..Self::default()
+                }
+            }
+        })
+    }
+}
+
 /// Registers a model after checking its source: HF folders must be readable by the server.
 pub async fn register(
     conn: &mut PgConnection,
@@ -108,30 +180,8 @@ pub async fn register(
     req: &RegisterModel,
 ) -> Result<Model> {
     crucible_types::check_name("name", &req.name)?;
-    let (source, path, base_url, endpoint_model, run, step) = match &req.source {
-        ModelSource::HfLocal { path } => ("hf_local", Some(path.as_str()), None, None, None, None),
-        ModelSource::Checkpoint { path, run_id, step } => (
-            "checkpoint",
-            Some(path.as_str()),
-            None,
-            None,
-            Some(*run_id),
-            Some(*step),
-        ),
-        ModelSource::Openai { base_url, model } => {
-            check_url(base_url)?;
-            crucible_types::check_name("source.model", model)?;
-            (
-                "openai",
-                None,
-                Some(base_url.as_str()),
-                Some(model.as_str()),
-                None,
-                None,
-            )
-        }
-    };
-    let (architecture, config) = match path {
+    let columns = SourceColumns::of(&req.source)?;
+    let (architecture, config) = match columns.path {
         Some(p) => {
             let (a, c) = read_architecture(p)?;
             (Some(a), Some(c))
@@ -139,21 +189,23 @@ pub async fn register(
         None => (None, None),
     };
     let row: ModelRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO models (id, team_id, name, source, path, base_url, endpoint_model, architecture, config,
-                             produced_by_run, step, training_datasets)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+        "INSERT INTO models (id, team_id, name, source, path, base_url, endpoint_model, hub_repo,
+                             hub_revision, architecture, config, produced_by_run, step, training_datasets)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
     )))
     .bind(Uuid::new_v4())
     .bind(team_id)
     .bind(&req.name)
-    .bind(source)
-    .bind(path)
-    .bind(base_url)
-    .bind(endpoint_model)
+    .bind(columns.source)
+    .bind(columns.path)
+    .bind(columns.base_url)
+    .bind(columns.endpoint_model)
+    .bind(columns.hub_repo)
+    .bind(columns.hub_revision)
     .bind(architecture)
     .bind(config)
-    .bind(run)
-    .bind(step)
+    .bind(columns.run)
+    .bind(columns.step)
     .bind(&req.training_datasets)
     .fetch_one(conn)
     .await

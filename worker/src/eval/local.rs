@@ -63,13 +63,15 @@ impl<'m> LocalGenerator<'m> {
         requests: &[GenerationRequest],
     ) -> Result<Vec<GeneratedSequence>, EvalError> {
         if self.speculative == Speculative::Off {
-            return Ok(generate_continuous(
+            let out = generate_continuous(
                 self.model,
                 self.tokenizer,
                 requests,
                 self.max_batch,
                 &mut (),
-            )?);
+            )?;
+            count_tokens(&out);
+            return Ok(out);
         }
         let mut out = Vec::with_capacity(requests.len());
         let mut metrics = SpeculativeMetrics::default();
@@ -81,8 +83,14 @@ impl<'m> LocalGenerator<'m> {
         }
         tracing::info!(requests = requests.len(), "{}", metrics.summary());
         self.metrics.merge(&metrics);
+        count_tokens(&out);
         Ok(out)
     }
+}
+
+fn count_tokens(sequences: &[GeneratedSequence]) {
+    crate::telemetry::telemetry()
+        .tokens_generated(sequences.iter().map(|s| s.token_ids.len()).sum());
 }
 
 /// Prompt token ids of a user message: the chat template when the checkpoint has one, else the raw

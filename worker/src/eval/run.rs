@@ -21,6 +21,7 @@ use super::EvalError;
 use super::benchmark::Benchmark;
 use super::generator::Generator;
 use super::metrics::{Vote, maj_at_k, pass_at_k, score};
+use crate::telemetry::telemetry;
 
 /// Samples generated per chunk (problems per chunk = this / n, at least one).
 const CHUNK_SAMPLES: usize = 64;
@@ -181,11 +182,13 @@ fn grade_all(
     let ids = items
         .map(|(problem, text)| pool.submit(tasks[problem].clone(), text))
         .collect::<Result<Vec<u64>, _>>()?;
+    telemetry().verifier_pending(pool.pending());
     let slot: HashMap<u64, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
     let mut grades: Vec<Option<Grade>> = vec![None; ids.len()];
     let mut left = ids.len();
     while left > 0 {
         if let Some(v) = pool.recv_timeout(Duration::from_secs(1))? {
+            telemetry().graded(v.queued, v.ran, pool.pending());
             let i = *slot.get(&v.id).ok_or_else(|| {
                 EvalError::InvalidArgs(format!("grading returned an unknown id {}", v.id))
             })?;

@@ -12,7 +12,6 @@ use crucible_gpu::model::MimoModel;
 use crucible_gpu::tokenizer::Tokenizer;
 use crucible_types::jobs::Device;
 use crucible_types::{JobSpec, Lease, MetricPoint, ModelSource, Speculative};
-use std::path::Path;
 use uuid::Uuid;
 
 /// A loaded local model, kept alive while its generator borrows it.
@@ -32,28 +31,25 @@ impl ModelHandle {
     /// Loads the lease's model: a local HF folder (or checkpoint) on the device the job asks
     /// for (or the best one), or an OpenAI-compatible endpoint.
     pub(super) fn open(source: &ModelSource, device: Option<Device>) -> Result<Self, JobError> {
-        match source {
-            ModelSource::HfLocal { path } | ModelSource::Checkpoint { path, .. } => {
-                let dir = Path::new(path);
-                let device = crucible_gpu::device::for_requirement(device)
-                    .map_err(|e| JobError::internal(format!("selecting a device: {e}")))?;
-                let model = MimoModel::load(dir, &device.load_options())
-                    .map_err(|e| JobError::internal(format!("loading {path}: {e}")))?;
-                tracing::info!(model = %path, device = %model.runs_on(), "model loaded");
-                let tokenizer = Tokenizer::load(dir).map_err(|e| {
-                    JobError::internal(format!("loading the tokenizer of {path}: {e}"))
-                })?;
-                Ok(ModelHandle::Local(Box::new(LocalModel {
-                    model,
-                    tokenizer,
-                })))
-            }
-            ModelSource::Openai { base_url, model } => {
-                OpenAiGenerator::new(OpenAiConfig::new(base_url.clone(), model.clone()))
-                    .map(ModelHandle::Remote)
-                    .map_err(JobError::internal)
-            }
+        if let ModelSource::Openai { base_url, model } = source {
+            return OpenAiGenerator::new(OpenAiConfig::new(base_url.clone(), model.clone()))
+                .map(ModelHandle::Remote)
+                .map_err(JobError::internal);
         }
+        let dir = super::local_weights(source)?
+            .ok_or_else(|| JobError::internal("a model without local weights"))?;
+        let path = dir.display();
+        let device = crucible_gpu::device::for_requirement(device)
+            .map_err(|e| JobError::internal(format!("selecting a device: {e}")))?;
+        let model = MimoModel::load(&dir, &device.load_options())
+            .map_err(|e| JobError::internal(format!("loading {path}: {e}")))?;
+        tracing::info!(model = %path, device = %model.runs_on(), "model loaded");
+        let tokenizer = Tokenizer::load(&dir)
+            .map_err(|e| JobError::internal(format!("loading the tokenizer of {path}: {e}")))?;
+        Ok(ModelHandle::Local(Box::new(LocalModel {
+            model,
+            tokenizer,
+        })))
     }
 
     /// A generator over the handle; `speculative` applies to a local model.

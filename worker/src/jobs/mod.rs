@@ -6,7 +6,10 @@ pub mod rl;
 pub mod train;
 
 use crate::client::ClientError;
+use crate::hub::HubConfig;
+use crucible_types::ModelSource;
 use std::fmt::Display;
+use std::path::PathBuf;
 
 /// How a job ended without succeeding, in the three ways the lease loop tells apart (as
 /// mistral.rs splits validation, internal and partial failures).
@@ -47,5 +50,20 @@ impl From<ClientError> for JobError {
             ClientError::LeaseLost(why) => JobError::Stopped(format!("lease lost: {why}")),
             other => JobError::internal(other),
         }
+    }
+}
+
+/// The local folder of a model's weights: the folder itself, or the Hugging Face cache's copy of
+/// a hub model (downloaded on first use); `None` for an OpenAI-compatible endpoint.
+pub(crate) fn local_weights(source: &ModelSource) -> Result<Option<PathBuf>, JobError> {
+    match source {
+        ModelSource::HfLocal { path } | ModelSource::Checkpoint { path, .. } => {
+            Ok(Some(PathBuf::from(path)))
+        }
+        ModelSource::HfHub { repo, revision } => HubConfig::from_env()
+            .model_dir(repo, revision.as_deref())
+            .map(Some)
+            .map_err(JobError::internal),
+        ModelSource::Openai { .. } => Ok(None),
     }
 }

@@ -3,7 +3,7 @@
 //! as a `checkpoint` model of the run. The run resumes from its last checkpoint when the job is
 //! retried on the same machine (its folder is `<work_dir>/<job id>/rl`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::JobError;
 use crate::client::ServerClient;
@@ -13,7 +13,7 @@ use crate::lease::WorkerConfig;
 use crate::report::RlReporter;
 use crate::rl::rollout::RolloutGroup;
 use crate::rl::{RlHooks, problems};
-use crucible_types::{Lease, ModelSource, RlSpec};
+use crucible_types::{Lease, RlSpec};
 
 /// The run's results to the server, progress and stop requests to the lease.
 struct JobHooks<'a> {
@@ -60,14 +60,11 @@ pub(crate) fn run(
         .model
         .as_ref()
         .ok_or_else(|| JobError::invalid("rl job without a model"))?;
-    let start = match &model.source {
-        ModelSource::HfLocal { path } | ModelSource::Checkpoint { path, .. } => PathBuf::from(path),
-        ModelSource::Openai { .. } => {
-            return Err(JobError::invalid(
-                "RL trains local weights; an OpenAI-compatible endpoint cannot be the policy",
-            ));
-        }
-    };
+    let start = super::local_weights(&model.source)?.ok_or_else(|| {
+        JobError::invalid(
+            "RL trains local weights; an OpenAI-compatible endpoint cannot be the policy",
+        )
+    })?;
     let problems = problems::resolve(&spec.config.data, &mut |id| {
         let (meta, rows) = client.dataset(id).map_err(|e| e.to_string())?;
         Benchmark::from_rows(&meta.name, meta.kind, &rows).map_err(|e| e.to_string())

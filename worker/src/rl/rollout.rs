@@ -21,6 +21,7 @@ use crucible_types::sampling::{FinishReason, SamplingParams};
 use crucible_verify::{Grade, PoolError, Task, TimedGrade, VerifierPool};
 
 use super::RlError;
+use crate::telemetry::telemetry;
 
 /// One completion of a group.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +164,7 @@ impl<'a, L: Launch> Scorer<'a, L> {
     }
 
     fn absorb(&mut self, graded: TimedGrade) {
+        telemetry().graded(graded.queued, graded.ran, self.pool.pending());
         // Grades of rows aborted in an earlier round are not pending any more: ignore them.
         if let Some(row) = self.pending.remove(&graded.id) {
             self.reward_cpu += graded.ran;
@@ -191,6 +193,7 @@ impl<L: Launch> GenerationObserver for Scorer<'_, L> {
         match self.pool.submit(task, sequence.text.clone()) {
             Ok(id) => {
                 self.pending.insert(id, row);
+                telemetry().verifier_pending(self.pool.pending());
             }
             Err(e) => self.error = Some(e),
         }
@@ -301,6 +304,7 @@ pub(crate) fn finish_round<L: Launch>(
     }
     let reward_wait = waiting.elapsed();
     let decoded_tokens = sequences.iter().map(|s| s.token_ids.len()).sum();
+    telemetry().tokens_generated(decoded_tokens);
     let wasted = &sequences[kept * g_size..];
     let wasted_tokens = wasted.iter().map(|s| s.token_ids.len()).sum();
     let wasted_samples = wasted.iter().filter(|s| !s.token_ids.is_empty()).count();

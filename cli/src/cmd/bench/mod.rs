@@ -3,6 +3,7 @@
 mod batching;
 mod dashboard;
 mod decode;
+mod queue;
 mod rollout;
 mod server;
 mod speculative;
@@ -29,6 +30,8 @@ pub enum Command {
     Rollout(rollout::Args),
     /// Decode tokens/s with MTP speculative decoding against plain decoding, batch 1/8/64.
     Speculative(speculative::Args),
+    /// Jobs leased per second and lease latency with 1, 4 and 16 workers leasing at once.
+    Queue(queue::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -42,5 +45,6 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Batching(args) => batching::run(args),
         Command::Rollout(args) => rollout::run(args),
         Command::Speculative(args) => speculative::run(args),
+        Command::Queue(args) => queue::run(args),
     }
 }

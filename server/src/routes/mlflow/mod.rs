@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 mod filter;
+mod history;
 mod wire;
 
 use filter::{matches, parse_filter, sort_runs};
@@ -48,7 +49,11 @@ pub fn router() -> Router<AppState> {
         .route("/runs/log-metric", post(log_metric))
         .route("/runs/log-parameter", post(log_param))
         .route("/runs/set-tag", post(set_tag))
-        .route("/metrics/get-history", get(get_history))
+        .route("/metrics/get-history", get(history::get_history))
+        .route(
+            "/metrics/get-history-bulk-interval",
+            get(history::get_history_bulk_interval),
+        )
 }
 
 /// MLflow's error body: `{"error_code": …, "message": …}` with MLflow's codes.
@@ -285,7 +290,7 @@ async fn update_run(
 
 /// The run an MLflow call is about: clients send `run_id` (new) or `run_uuid` (old).
 #[derive(Deserialize)]
-struct RunRef {
+pub(super) struct RunRef {
     #[serde(default)]
     run_id: Option<String>,
     #[serde(default)]
@@ -462,8 +467,10 @@ async fn write_batch(
     if !tags.is_empty() {
         runs::set_tags(&mut tx, id, &tags).await?;
     }
+    let mut ingested = 0;
     if !points.is_empty() {
         let count = metrics::log(&mut tx, id, &points).await?;
+        ingested = count;
         let mut keys: Vec<String> = points.iter().map(|p| p.key.clone()).collect();
         keys.sort();
         keys.dedup();
@@ -478,6 +485,7 @@ async fn write_batch(
         crate::live::notify(&mut tx, &event).await?;
     }
     tx.commit().await?;
+    s.telemetry.points_ingested(ingested);
     Ok(Json(json!({})))
 }
 
@@ -556,31 +564,4 @@ async fn set_tag(
         Vec::new(),
     )
     .await
-}
-
-#[derive(Deserialize)]
-struct HistoryQuery {
-    #[serde(flatten)]
-    run: RunRef,
-    metric_key: String,
-}
-
-async fn get_history(
-    State(s): State<AppState>,
-    Ml(auth): Ml<AuthTeam>,
-    Ml(ApiQuery(q)): Ml<ApiQuery<HistoryQuery>>,
-) -> MlResult<Json<Value>> {
-    let id = q.run.id()?;
-    let mut conn = s.pool.acquire().await?;
-    owned_run(&mut conn, &auth, id).await?;
-    let h = match metrics::history(&s.pool, id, &q.metric_key).await {
-        Ok(h) => h,
-        // MLflow answers an unknown key with an empty history.
-        Err(AppError::NotFound(_)) => return Ok(Json(json!({ "metrics": [] }))),
-        Err(e) => return Err(e.into()),
-    };
-    let points: Vec<Value> = (0..h.steps.len())
-        .map(|i| json!({ "key": h.key, "value": h.values[i], "timestamp": h.timestamps_ms[i], "step": h.steps[i] }))
-        .collect();
-    Ok(Json(json!({ "metrics": points })))
 }
