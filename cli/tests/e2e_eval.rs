@@ -779,7 +779,8 @@ async fn worker_metrics_follow_its_jobs(pool: PgPool) {
             "crucible_worker_jobs_total",
             &[("kind", "eval"), ("outcome", "succeeded")]
         ),
-        Some(1.0)
+        Some(1.0),
+        "{page:?}"
     );
     assert_eq!(
         value("crucible_worker_jobs_running", &[("kind", "eval")]),

@@ -22,13 +22,11 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
     kind: String,
-    outcome: JobOutcome,
+    outcome: &'static str,
 }
 
 /// How a job ended, as the worker saw it.
-#[derive(
-    Clone, Copy, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobOutcome {
     /// It finished and its results were uploaded.
     Succeeded,
@@ -36,6 +34,17 @@ pub enum JobOutcome {
     Failed,
     /// It was cancelled, or the lease was lost to another worker.
     Stopped,
+}
+
+impl JobOutcome {
+    /// The label value, in the lower case of Prometheus labels.
+    fn label(self) -> &'static str {
+        match self {
+            JobOutcome::Succeeded => "succeeded",
+            JobOutcome::Failed => "failed",
+            JobOutcome::Stopped => "stopped",
+        }
+    }
 }
 
 /// Labels of the running-job gauges.
@@ -147,7 +156,7 @@ impl WorkerTelemetry {
         self.jobs
             .get_or_create(&JobLabels {
                 kind: kind.to_string(),
-                outcome,
+                outcome: outcome.label(),
             })
             .inc();
     }
