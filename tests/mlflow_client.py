@@ -2,7 +2,10 @@
 
 Run by tests/tests/mlflow.rs with MLFLOW_TRACKING_URI and MLFLOW_TRACKING_TOKEN set.
 """
+import hashlib
+import json
 import os
+import tempfile
 import time
 
 import mlflow
@@ -48,4 +51,41 @@ for m in bulk.json()["metrics"]:
 # Ten steps evenly over 0..99 plus the last, plus each run's own first and last step.
 assert by_run[run.info.run_id] == [0, 4], by_run
 assert by_run[long_run.info.run_id] == [0, 4, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99], by_run
+# Artifacts through MLflow's artifact proxy: a dict, a text, a PNG in a folder, a 100 MB file
+# (streamed both ways), listed and downloaded back byte for byte.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c63000100000500010d0a2db40000000049454e44ae426082"
+)
+scratch = tempfile.mkdtemp()
+with open(os.path.join(scratch, "loss.png"), "wb") as f:
+    f.write(PNG)
+big = os.path.join(scratch, "big.bin")
+digest = hashlib.sha256()
+with open(big, "wb") as f:
+    for _ in range(100):
+        block = os.urandom(1 << 20)
+        digest.update(block)
+        f.write(block)
+with mlflow.start_run(run_name="artifacts") as art_run:
+    mlflow.log_dict({"lr": 0.001, "layers": [1, 2]}, "config/params.json")
+    mlflow.log_text("hello crucible", "notes.txt")
+    mlflow.log_artifact(os.path.join(scratch, "loss.png"), "plots")
+    mlflow.log_artifact(big)
+listed = sorted((a.path, a.is_dir) for a in client.list_artifacts(art_run.info.run_id))
+assert listed == [("big.bin", False), ("config", True), ("notes.txt", False), ("plots", True)], listed
+sizes = {a.path: a.file_size for a in client.list_artifacts(art_run.info.run_id, "plots")}
+assert sizes == {"plots/loss.png": len(PNG)}, sizes
+out = mlflow.artifacts.download_artifacts(run_id=art_run.info.run_id, dst_path=tempfile.mkdtemp())
+with open(os.path.join(out, "config", "params.json")) as f:
+    assert json.load(f) == {"lr": 0.001, "layers": [1, 2]}
+with open(os.path.join(out, "notes.txt")) as f:
+    assert f.read() == "hello crucible"
+with open(os.path.join(out, "plots", "loss.png"), "rb") as f:
+    assert f.read() == PNG
+got = hashlib.sha256()
+with open(os.path.join(out, "big.bin"), "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+        got.update(block)
+assert got.hexdigest() == digest.hexdigest(), "the 100 MB artifact came back changed"
 print(run.info.run_id)

@@ -20,7 +20,7 @@ impl Server {
     async fn start(pool: &PgPool) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = crucible_server::state_with_lease(pool.clone(), LEASE_SECONDS);
+        let state = crucible_server::state_with_lease(pool.clone(), LEASE_SECONDS).unwrap();
         tokio::spawn(crucible_server::serve_state(listener, state));
         let mut tx = pool.begin().await.unwrap();
         let team = crucible_server::store::teams::ensure_team(&mut tx, "e2e")

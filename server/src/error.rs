@@ -45,6 +45,10 @@ pub enum AppError {
     /// A database failure: logged, never shown.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// Another failure inside the server (the artifact store, encoding the metrics page):
+    /// logged, never shown.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl AppError {
@@ -85,7 +89,9 @@ impl AppError {
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             AppError::LeaseLost(_) => (StatusCode::CONFLICT, "lease_lost"),
             AppError::Db(sqlx::Error::RowNotFound) => (StatusCode::NOT_FOUND, "not_found"),
-            AppError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AppError::Db(_) | AppError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         }
     }
 

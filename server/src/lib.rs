@@ -2,6 +2,7 @@
 //! subset, live updates over SSE and the leptos dashboard, all over Postgres through sqlx. It never
 //! compiles candle: workers talk to it over HTTP.
 
+pub mod artifacts;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
@@ -34,7 +35,16 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/2.0/mlflow", routes::mlflow::router())
         // MLflow's client also uses the ajax-api prefix for a few calls.
         .nest("/ajax-api/2.0/mlflow", routes::mlflow::router())
-        .route("/metrics", axum::routing::get(telemetry::scrape))
+        // MLflow's artifact proxy, where `mlflow-artifacts:` URIs resolve.
+        .nest(
+            "/api/2.0/mlflow-artifacts",
+            routes::mlflow::artifacts::router(),
+        )
+        .nest(
+            "/ajax-api/2.0/mlflow-artifacts",
+            routes::mlflow::artifacts::router(),
+        )
+        .route("/metrics", axum::routing::get(routes::prometheus::scrape))
         .with_state(state)
         .merge(dashboard)
         .route_layer(axum::middleware::from_fn(telemetry::tag_route));
@@ -62,33 +72,61 @@ pub fn with_error_layers(router: Router) -> Router {
 
 /// State for `pool`, with the live-update listener started. `CRUCIBLE_LEASE_SECONDS` overrides
 /// the job lease length; `CRUCIBLE_OPEN_READS=1` lets requests without a token read every team's
-/// objects (a deliberate choice of the deployment: reads are team-private otherwise).
-pub fn state(pool: PgPool) -> AppState {
+/// objects (a deliberate choice of the deployment: reads are team-private otherwise); artifacts
+/// go where [`artifacts_from_env`] says.
+pub fn state(pool: PgPool) -> Result<AppState, artifacts::OpenError> {
     let lease_seconds = std::env::var("CRUCIBLE_LEASE_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|s| *s > 0)
         .unwrap_or(state::DEFAULT_LEASE_SECONDS);
-    let mut state = state_with_lease(pool, lease_seconds);
+    let mut state = state_with_lease(pool, lease_seconds)?;
     state.open_reads = std::env::var("CRUCIBLE_OPEN_READS").is_ok_and(|v| v == "1" || v == "true");
     if state.open_reads {
         tracing::warn!(
             "CRUCIBLE_OPEN_READS is set: anyone who can reach the server reads every team's data"
         );
     }
-    state
+    Ok(state)
 }
 
 /// State with an explicit lease length and team-private reads (tests shorten the lease).
-pub fn state_with_lease(pool: PgPool, lease_seconds: u32) -> AppState {
+pub fn state_with_lease(
+    pool: PgPool,
+    lease_seconds: u32,
+) -> Result<AppState, artifacts::OpenError> {
+    let artifacts = artifacts_from_env()?;
+    tracing::info!(store = artifacts.location(), "run artifacts");
     let live = live::spawn_listener(pool.clone());
-    AppState {
+    Ok(AppState {
         pool,
         live,
         lease_seconds,
         open_reads: false,
         telemetry: Default::default(),
-    }
+        artifacts: std::sync::Arc::new(artifacts),
+    })
+}
+
+/// The artifact store: `CRUCIBLE_ARTIFACTS` (a `file:///…` folder or `memory://`), else the folder
+/// `artifacts` under Crucible's home (`CRUCIBLE_HOME`, else `~/.local/share/crucible`);
+/// `CRUCIBLE_MAX_ARTIFACT_BYTES` caps one upload (16 GiB by default).
+pub fn artifacts_from_env() -> Result<artifacts::Artifacts, artifacts::OpenError> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let url = var("CRUCIBLE_ARTIFACTS").unwrap_or_else(|| {
+        let home = var("CRUCIBLE_HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(var("HOME").unwrap_or_else(|| "/tmp".into()))
+                    .join(".local/share/crucible")
+            });
+        format!("file://{}", home.join("artifacts").display())
+    });
+    let max_bytes = var("CRUCIBLE_MAX_ARTIFACT_BYTES")
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(artifacts::DEFAULT_MAX_ARTIFACT_BYTES);
+    artifacts::Artifacts::open(&url, max_bytes)
 }
 
 /// Connects to Postgres and brings the schema up to date. Every session commits synchronously
@@ -108,7 +146,7 @@ pub async fn connect(database_url: &str) -> Result<PgPool, sqlx::Error> {
 
 /// Serves the application on `listener` until the process is stopped.
 pub async fn serve(listener: tokio::net::TcpListener, pool: PgPool) -> std::io::Result<()> {
-    serve_state(listener, state(pool)).await
+    serve_state(listener, state(pool).map_err(std::io::Error::other)?).await
 }
 
 /// Serves with a prepared state (tests shorten the lease).

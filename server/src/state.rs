@@ -20,6 +20,8 @@ pub struct AppState {
     pub open_reads: bool,
     /// This replica's Prometheus metrics (`GET /metrics`).
     pub telemetry: Arc<Telemetry>,
+    /// Where run artifacts are stored (shared by every replica when it is a shared store).
+    pub artifacts: Arc<crate::artifacts::Artifacts>,
 }
 
 /// Default lease: long enough to ride out a slow upload, short enough that a dead worker's job

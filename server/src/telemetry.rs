@@ -7,25 +7,23 @@
 //! template (`/api/v1/runs/{id}`), never by the path a client sent, so an id never becomes a label
 //! and the series stay few. The page holds aggregate counts only: no name, id or team appears.
 
-use crate::error::Result;
-use crate::state::AppState;
+use crate::error::{AppError, Result};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Mutex;
 
 /// The content type of an OpenMetrics text page.
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The route label of a request no route matched (a 404 of the router itself).
 const UNMATCHED: &str = "unmatched";
 
@@ -186,28 +184,30 @@ pub async fn record_requests(
     response
 }
 
-/// `GET /metrics`: the replica's metrics for Prometheus.
-pub async fn scrape(State(s): State<AppState>) -> Result<Response> {
-    let t = &s.telemetry;
-    let _one_at_a_time = t.scrape.lock().await;
-    let counts: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT status, kind, count(*) FROM jobs GROUP BY status, kind")
-            .fetch_all(&s.pool)
-            .await?;
-    let online: i64 = sqlx::query_scalar("SELECT count(*) FROM workers WHERE online_until > now()")
-        .fetch_one(&s.pool)
-        .await?;
-    t.jobs.clear();
-    for (status, kind, n) in counts {
-        t.jobs.get_or_create(&JobLabels { status, kind }).set(n);
+impl Telemetry {
+    /// The page Prometheus scrapes: this replica's counters, and the queue and worker gauges
+    /// read from `pool` now (the same on every replica); `sse_subscribers` is the number of live
+    /// streams open here.
+    pub async fn page(&self, pool: &PgPool, sse_subscribers: usize) -> Result<String> {
+        let _one_at_a_time = self.scrape.lock().await;
+        let counts: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT status, kind, count(*) FROM jobs GROUP BY status, kind")
+                .fetch_all(pool)
+                .await?;
+        let online: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM workers WHERE online_until > now()")
+                .fetch_one(pool)
+                .await?;
+        self.jobs.clear();
+        for (status, kind, n) in counts {
+            self.jobs.get_or_create(&JobLabels { status, kind }).set(n);
+        }
+        self.workers_online.set(online);
+        self.sse_subscribers
+            .set(i64::try_from(sse_subscribers).unwrap_or(i64::MAX));
+        let mut page = String::new();
+        prometheus_client::encoding::text::encode(&mut page, &self.registry)
+            .map_err(|e| AppError::Internal(format!("encoding the metrics page: {e}")))?;
+        Ok(page)
     }
-    t.workers_online.set(online);
-    t.sse_subscribers
-        .set(i64::try_from(s.live.receiver_count()).unwrap_or(i64::MAX));
-    let mut page = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut page, &t.registry) {
-        tracing::error!(error = %e, "cannot encode the metrics page");
-        return Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response());
-    }
-    Ok(([(CONTENT_TYPE, OPENMETRICS)], page).into_response())
 }

@@ -300,3 +300,93 @@ async fn bulk_interval_history_is_sampled_checked_and_private(pool: PgPool) {
         "another team's runs do not exist for beta: {e}"
     );
 }
+
+/// MLflow's artifact proxy refuses paths that leave the run, uploads over the cap (leaving
+/// nothing behind), and another team's run, in MLflow's error format.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn artifact_uploads_are_checked_bounded_and_private(pool: PgPool) {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    let mut state = crucible_server::state(pool.clone()).unwrap();
+    state.artifacts =
+        std::sync::Arc::new(crucible_server::artifacts::Artifacts::open("memory://", 16).unwrap());
+    let app = crucible_server::app(state);
+    let api = Api::new(pool.clone());
+    let alpha = token(&pool, "alpha").await;
+    let beta = token(&pool, "beta").await;
+    let project = api.project(&alpha, "p").await;
+    let run = api.run(&alpha, &project, json!({})).await;
+    let run_id = run["id"].as_str().unwrap();
+    let call = |method: &str, path: String, who: &str, body: Vec<u8>| {
+        let app = app.clone();
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("/api/2.0/mlflow-artifacts/artifacts{path}"))
+            .header("authorization", format!("Bearer {who}"))
+            .body(Body::from(body))
+            .unwrap();
+        async move {
+            let res = app.oneshot(request).await.unwrap();
+            let status = res.status();
+            let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, bytes.to_vec())
+        }
+    };
+    let json_of = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+
+    let (s, _) = call(
+        "PUT",
+        format!("/{run_id}/artifacts/ok.txt"),
+        &alpha,
+        b"fits".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = call("GET", format!("/{run_id}/artifacts/ok.txt"), &alpha, vec![]).await;
+    assert_eq!((s, body.as_slice()), (StatusCode::OK, &b"fits"[..]));
+
+    let (s, e) = call(
+        "PUT",
+        format!("/{run_id}/artifacts/big.bin"),
+        &alpha,
+        vec![7; 17],
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_of(&e)["error_code"], "REQUEST_LIMIT_EXCEEDED");
+    for bad in ["/../../etc/passwd", "/x/../y", "/a%23b"] {
+        let (s, e) = call(
+            "PUT",
+            format!("/{run_id}/artifacts{bad}"),
+            &alpha,
+            b"x".to_vec(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(
+            json_of(&e)["error_code"],
+            "INVALID_PARAMETER_VALUE",
+            "{bad}"
+        );
+    }
+    let (s, listing) = call("GET", format!("?path={run_id}/artifacts"), &alpha, vec![]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        json_of(&listing),
+        json!({ "files": [{ "path": "ok.txt", "is_dir": false, "file_size": 4 }] }),
+        "only the complete upload is listed"
+    );
+
+    for (method, path) in [
+        ("GET", format!("/{run_id}/artifacts/ok.txt")),
+        ("PUT", format!("/{run_id}/artifacts/theirs.txt")),
+        ("GET", format!("?path={run_id}/artifacts")),
+    ] {
+        let (s, e) = call(method, path.clone(), &beta, b"x".to_vec()).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(json_of(&e)["error_code"], "RESOURCE_DOES_NOT_EXIST");
+    }
+}

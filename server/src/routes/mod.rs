@@ -10,6 +10,7 @@ pub mod mlflow;
 pub mod models;
 pub mod openapi;
 pub mod projects;
+pub mod prometheus;
 pub mod runs;
 pub mod workers;
 

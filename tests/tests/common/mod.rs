@@ -21,7 +21,7 @@ pub struct Api {
 impl Api {
     /// The real application over `pool`.
     pub fn new(pool: PgPool) -> Self {
-        let app = crucible_server::app(crucible_server::state(pool.clone()));
+        let app = crucible_server::app(crucible_server::state(pool.clone()).unwrap());
         Api {
             app,
             pool,
@@ -31,7 +31,7 @@ impl Api {
 
     /// The real application on a deployment that opened reads (`CRUCIBLE_OPEN_READS=1`).
     pub fn with_open_reads(pool: PgPool) -> Self {
-        let mut state = crucible_server::state(pool.clone());
+        let mut state = crucible_server::state(pool.clone()).unwrap();
         state.open_reads = true;
         Api {
             app: crucible_server::app(state),

@@ -22,6 +22,7 @@ use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+pub mod artifacts;
 mod filter;
 mod history;
 mod wire;
@@ -49,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs/log-metric", post(log_metric))
         .route("/runs/log-parameter", post(log_param))
         .route("/runs/set-tag", post(set_tag))
+        .route("/logged-models/search", post(search_logged_models))
         .route("/metrics/get-history", get(history::get_history))
         .route(
             "/metrics/get-history-bulk-interval",
@@ -103,7 +105,7 @@ impl IntoResponse for MlflowError {
             AppError::Conflict { .. } => "RESOURCE_ALREADY_EXISTS",
             AppError::LeaseLost(_) => "INVALID_STATE",
             AppError::TooLarge(_) => "REQUEST_LIMIT_EXCEEDED",
-            AppError::Db(_) => "INTERNAL_ERROR",
+            AppError::Db(_) | AppError::Internal(_) => "INTERNAL_ERROR",
         };
         let status = if status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY
         {
@@ -145,6 +147,28 @@ async fn experiment(
     }
     let uuid = Uuid::parse_str(id).map_err(|_| AppError::NotFound(format!("experiment {id:?}")))?;
     auth.scope().visible(projects::get(conn, uuid).await?)
+}
+
+#[derive(Deserialize)]
+struct SearchLoggedModels {
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+}
+
+/// MLflow 3's logged-model search, which its client runs while listing a run's artifacts.
+/// Crucible keeps no MLflow logged models (`log_model` is not supported; models are registered
+/// through `/api/v1/models`), so after checking that the experiments are the caller's it
+/// answers that there are none.
+async fn search_logged_models(
+    State(s): State<AppState>,
+    Ml(auth): Ml<AuthTeam>,
+    Ml(ApiJson(req)): Ml<ApiJson<SearchLoggedModels>>,
+) -> MlResult<Json<Value>> {
+    let mut conn = s.pool.acquire().await?;
+    for id in &req.experiment_ids {
+        experiment(&mut conn, &auth, id).await?;
+    }
+    Ok(Json(json!({ "models": [] })))
 }
 
 fn parse_run_id(id: &str) -> Result<Uuid, AppError> {

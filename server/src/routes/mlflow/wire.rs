@@ -67,7 +67,8 @@ pub(super) fn run_info_json(r: &Run) -> Value {
         "status": status_to_mlflow(r.status),
         "start_time": ms(r.started_at.unwrap_or(r.created_at)),
         "end_time": r.finished_at.map(ms),
-        "artifact_uri": format!("crucible:/runs/{}/artifacts", r.id),
+        // Resolved by MLflow's client against the tracking server: `/api/2.0/mlflow-artifacts/…`.
+        "artifact_uri": format!("mlflow-artifacts:/{}/artifacts", r.id),
         "lifecycle_stage": "active",
     })
 }
