@@ -189,3 +189,36 @@ async fn models_register_with_checked_sources(pool: PgPool) {
     let (_, list) = api.get("/api/v1/models").await;
     assert_eq!(list.as_array().unwrap().len(), 2);
 }
+
+/// A Hugging Face model registers by its hub id (nothing is downloaded by the server); a
+/// malformed id or revision is a 422 naming the field, and registers nothing.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn hub_models_register_by_id_and_bad_ids_are_refused(pool: PgPool) {
+    let api = Api::new(pool.clone());
+    let t = token(&pool, "alpha").await;
+    api.read_as(&t).await;
+    let body = json!({ "name": "mimo-rl", "source": { "kind": "hf_hub", "repo": "XiaomiMiMo/MiMo-7B-RL", "revision": "v1.0" } });
+    let (s, m) = api.post("/api/v1/models", &t, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    assert_eq!(
+        m["source"],
+        json!({ "kind": "hf_hub", "repo": "XiaomiMiMo/MiMo-7B-RL", "revision": "v1.0" })
+    );
+    let (s, m) = api
+        .post("/api/v1/models", &t, json!({ "name": "0", "source": { "kind": "hf_hub", "repo": "0", "revision": null } }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    assert_eq!(m["source"], json!({ "kind": "hf_hub", "repo": "0" }));
+    for (source, field) in [
+        (json!({ "kind": "hf_hub", "repo": "a/b/c" }), "source.repo"),
+        (json!({ "kind": "hf_hub", "repo": "../etc" }), "source.repo"),
+        (json!({ "kind": "hf_hub", "repo": "a/b", "revision": "x/../y" }), "source.revision"),
+    ] {
+        let got = api
+            .post("/api/v1/models", &t, json!({ "name": "bad", "source": source }))
+            .await;
+        assert_error(got, StatusCode::UNPROCESSABLE_ENTITY, Some(field));
+    }
+    let (_, listed) = api.get("/api/v1/models").await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+}
