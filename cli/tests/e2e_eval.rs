@@ -2,6 +2,8 @@
 //! over REST. A worker is SIGKILLed mid-job; the next one finishes it without duplicate samples.
 //! (This lives in the `crucible` package because it runs the `crucible` binary.)
 
+mod common;
+
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::process::{Child, Command, Stdio};
@@ -38,31 +40,14 @@ impl Server {
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}/api/v1{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {v}");
-        v
+        let url = format!("{}/api/v1{path}", self.base);
+        common::post_json(&self.http, &url, &self.token, &body).await
     }
 
     /// A read as the test's team (reads are private to a team).
     async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}/api/v1{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let url = format!("{}/api/v1{path}", self.base);
+        common::get_json(&self.http, &url, &self.token).await
     }
 
     /// A `crucible worker` process for this server; `configure` adds its arguments and environment.

@@ -5,6 +5,8 @@
 //! replica reaches a subscriber of the other, and a replica SIGKILLed mid-run loses nothing it
 //! acknowledged while its jobs finish on the other's workers.
 
+mod common;
+
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::process::{Child, Command, Stdio};
@@ -90,30 +92,13 @@ struct Client {
 
 impl Client {
     async fn post(&self, replica: &Replica, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}/api/v1{path}", replica.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {v}");
-        v
+        let url = format!("{}/api/v1{path}", replica.base);
+        common::post_json(&self.http, &url, &self.token, &body).await
     }
 
     async fn get(&self, replica: &Replica, path: &str) -> Value {
-        self.http
-            .get(format!("{}/api/v1{path}", replica.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let url = format!("{}/api/v1{path}", replica.base);
+        common::get_json(&self.http, &url, &self.token).await
     }
 
     /// Submits a short generate job through `replica`; returns its id.

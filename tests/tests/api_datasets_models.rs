@@ -205,17 +205,28 @@ async fn hub_models_register_by_id_and_bad_ids_are_refused(pool: PgPool) {
         json!({ "kind": "hf_hub", "repo": "XiaomiMiMo/MiMo-7B-RL", "revision": "v1.0" })
     );
     let (s, m) = api
-        .post("/api/v1/models", &t, json!({ "name": "0", "source": { "kind": "hf_hub", "repo": "0", "revision": null } }))
+        .post(
+            "/api/v1/models",
+            &t,
+            json!({ "name": "0", "source": { "kind": "hf_hub", "repo": "0", "revision": null } }),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
     assert_eq!(m["source"], json!({ "kind": "hf_hub", "repo": "0" }));
     for (source, field) in [
         (json!({ "kind": "hf_hub", "repo": "a/b/c" }), "source.repo"),
         (json!({ "kind": "hf_hub", "repo": "../etc" }), "source.repo"),
-        (json!({ "kind": "hf_hub", "repo": "a/b", "revision": "x/../y" }), "source.revision"),
+        (
+            json!({ "kind": "hf_hub", "repo": "a/b", "revision": "x/../y" }),
+            "source.revision",
+        ),
     ] {
         let got = api
-            .post("/api/v1/models", &t, json!({ "name": "bad", "source": source }))
+            .post(
+                "/api/v1/models",
+                &t,
+                json!({ "name": "bad", "source": source }),
+            )
             .await;
         assert_error(got, StatusCode::UNPROCESSABLE_ENTITY, Some(field));
     }
