@@ -54,6 +54,7 @@ details.problem, details.group { background:#fff; border:1px solid var(--line); 
 details.problem.wrong { border-left:4px solid #dc2626; } details.problem.right { border-left:4px solid #16a34a; } details.problem.mixed { border-left:4px solid #f59e0b; }
 pre.prompt { background:#f3f4f6; padding:.4rem; margin:.4rem 0; } pre.completion { max-height:16rem; overflow:auto; }
 pre.command { background:#f3f4f6; padding:.4rem .6rem; }
+img.artifact-preview { max-width:240px; max-height:160px; border:1px solid #e5e7eb; }
 ol.rows li { margin:.3rem 0; } ol.rows pre { background:#fff; border:1px solid var(--line); padding:.4rem; }
 form.form { display:grid; gap:.7rem; max-width:34rem; } form.form label { display:grid; gap:.2rem; font-weight:500; }
 .field-error { color:#b91c1c; font-weight:400; font-size:13px; }

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 /// Default cap on one artifact: room for a 7B checkpoint shard, not for a runaway upload.
 pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 16 * 1024 * 1024 * 1024;
-/// Longest artifact path, in bytes.
-const MAX_PATH_BYTES: usize = 1024;
+/// Longest artifact path, in characters.
+pub const MAX_PATH_CHARS: usize = 1024;
 /// Parts uploaded at once to a remote store.
 const UPLOAD_CONCURRENCY: usize = 4;
 
@@ -159,6 +159,32 @@ impl Artifacts {
         }
     }
 
+    /// Every file of the run, by path: what the run page lists.
+    pub async fn list_all(&self, run_id: Uuid) -> Result<Vec<crucible_types::ArtifactInfo>> {
+        let root = format!("runs/{run_id}/");
+        let mut files: Vec<crucible_types::ArtifactInfo> = self
+            .store
+            .list(Some(&StorePath::from(format!("runs/{run_id}"))))
+            .map(|meta| {
+                meta.map(|m| crucible_types::ArtifactInfo {
+                    path: m
+                        .location
+                        .as_ref()
+                        .strip_prefix(&root)
+                        .unwrap_or_default()
+                        .to_string(),
+                    size: m.size,
+                })
+            })
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<object_store::Result<_>>()
+            .map_err(storage)?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
     /// The entries of the run's artifact folder `dir` (`""`: the top), folders and files by name.
     pub async fn list(&self, run_id: Uuid, dir: &str) -> Result<Vec<ArtifactEntry>> {
         let prefix = if dir.is_empty() {
@@ -191,13 +217,30 @@ impl Artifacts {
     }
 }
 
+/// The content type a browser needs to show an artifact inline (the run page's previews);
+/// anything else downloads as bytes.
+pub fn content_type(path: &str) -> &'static str {
+    let extension = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("json") => "application/json",
+        Some("txt" | "log" | "md" | "jsonl" | "csv" | "yaml" | "yml") => {
+            "text/plain; charset=utf-8"
+        }
+        _ => "application/octet-stream",
+    }
+}
+
 /// A storage failure: logged with its cause, answered as a plain 500.
 fn storage(e: object_store::Error) -> AppError {
     AppError::Internal(format!("artifact store: {e}"))
 }
 
 /// Checks an artifact path a client sent (`field` names it in the error): relative, `/`
-/// separated, at most 1024 bytes, no empty, `.` or `..` segment, no `\`, `#` or control
+/// separated, at most 1024 characters, no empty, `.` or `..` segment, no `\`, `#` or control
 /// character (a path the store would read differently, or one that could climb out of the run).
 pub fn check_path(field: &str, path: &str) -> Result<()> {
     let bad = |why: &str| {
@@ -206,8 +249,8 @@ pub fn check_path(field: &str, path: &str) -> Result<()> {
             format!("artifact path {path:?} {why}"),
         ))
     };
-    if path.is_empty() || path.len() > MAX_PATH_BYTES {
-        return bad("must have 1 to 1024 bytes");
+    if path.is_empty() || path.chars().count() > MAX_PATH_CHARS {
+        return bad("must have 1 to 1024 characters");
     }
     if path
         .split('/')
@@ -288,5 +331,12 @@ mod tests {
             artifacts.get(Uuid::new_v4(), "plots/a.txt").await,
             Err(AppError::NotFound(_))
         ));
+        assert_eq!(
+            artifacts.list_all(run).await.unwrap(),
+            vec![crucible_types::ArtifactInfo {
+                path: "plots/a.txt".into(),
+                size: 5
+            }]
+        );
     }
 }

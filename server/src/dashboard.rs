@@ -18,9 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use crucible_app::api::{DashboardSource, Source, SourceError, SourceFuture, Viewer};
 use crucible_types::{
-    CompletionRecord, Dataset, DatasetRows, Eval, Job, LeaderboardRow, MetricSeries, MetricSummary,
-    Model, ProblemSamples, Project, ReadScope, Run, RunFilter, RunPage, SampleFilter, SubmitJob,
-    Team, Worker,
+    ArtifactInfo, CompletionRecord, Dataset, DatasetRows, Eval, Job, LeaderboardRow, MetricSeries,
+    MetricSummary, Model, ProblemSamples, Project, ReadScope, Run, RunFilter, RunPage,
+    SampleFilter, SubmitJob, Team, Worker,
 };
 use leptos::prelude::{LeptosOptions, provide_context, use_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -81,6 +81,7 @@ pub fn router(state: AppState, site_root: Option<PathBuf>) -> Router {
         .site_pkg_dir("pkg")
         .build();
     let pool = state.pool.clone();
+    let artifacts = state.artifacts.clone();
     let shell_options = options.clone();
     let pages = Router::new()
         .leptos_routes_with_context(
@@ -93,6 +94,7 @@ pub fn router(state: AppState, site_root: Option<PathBuf>) -> Router {
                     .unwrap_or(Viewer::SignedOut);
                 let source = StoreSource {
                     pool: pool.clone(),
+                    artifacts: artifacts.clone(),
                     viewer,
                 };
                 provide_context(Source(Arc::new(source)));
@@ -215,6 +217,7 @@ async fn sign_out(State(state): State<AppState>, request: Request) -> Response {
 /// The dashboard's data source over the store, as one viewer sees it.
 pub struct StoreSource {
     pool: PgPool,
+    artifacts: Arc<crate::artifacts::Artifacts>,
     viewer: Viewer,
 }
 
@@ -295,6 +298,12 @@ impl DashboardSource for StoreSource {
         boxed(async move {
             self.run_visible(run_id).await?;
             store::metrics::summaries(&self.pool, run_id).await
+        })
+    }
+    fn artifacts(&self, run_id: Uuid) -> SourceFuture<'_, Vec<ArtifactInfo>> {
+        boxed(async move {
+            self.run_visible(run_id).await?;
+            self.artifacts.list_all(run_id).await
         })
     }
     fn series(&self, run_id: Uuid, key: String) -> SourceFuture<'_, MetricSeries> {

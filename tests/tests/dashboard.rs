@@ -22,6 +22,15 @@ struct Seeded {
     dataset: String,
 }
 
+/// A valid 1×1 red PNG, for the run page's image preview.
+const PNG_1X1: [u8; 70] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
 /// A small but complete team: two runs with metrics, a dataset, a model, a finished eval with
 /// right, wrong and mixed problems, a worker and its job.
 async fn seed(api: &Api, pool: &PgPool) -> Seeded {
@@ -61,6 +70,21 @@ async fn seed(api: &Api, pool: &PgPool) -> Seeded {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    // Artifacts of the first run, logged through MLflow's artifact proxy.
+    for (path, bytes) in [
+        ("plots/loss.png", PNG_1X1.to_vec()),
+        ("notes.txt", b"lr sweep".to_vec()),
+    ] {
+        use tower::ServiceExt;
+        let request = axum::http::Request::put(format!(
+            "/api/2.0/mlflow-artifacts/artifacts/{run}/artifacts/{path}"
+        ))
+        .header("authorization", format!("Bearer {t}"))
+        .body(axum::body::Body::from(bytes))
+        .unwrap();
+        let res = api.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
     }
     // Rollouts of the first run at steps 1 and 2: one group of two completions per step.
     let rollout = |step: i64, sample: i32, reward: f64| {
@@ -233,6 +257,11 @@ async fn every_page_renders_its_data_on_the_server(pool: PgPool) {
         &run,
         &[
             "sft-lr3e-4",
+            // Its artifacts, the image shown inline.
+            r#"<section id="artifacts">"#,
+            "plots/loss.png",
+            "notes.txt",
+            r#"class="artifact-preview""#,
             r#"data-key="loss""#,
             r#"data-points="50""#,
             "3e-4",
@@ -666,6 +695,24 @@ async fn dashboard_in_headless_chromium(pool: PgPool) {
         wait_live(&c).await;
         screenshot(&c, name).await;
     }
+    // The run page's image preview loads through the REST API with the browser's session.
+    c.goto(&format!("{base}/runs/{}", s.run)).await.unwrap();
+    wait_for(&c, "img.artifact-preview").await;
+    let mut loaded = serde_json::Value::Null;
+    for _ in 0..50 {
+        loaded = c
+            .execute(
+                "const i = document.querySelector('img.artifact-preview'); return i.complete && i.naturalWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if loaded.as_i64() == Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(loaded, json!(1), "the artifact image did not load");
 
     // Live: a status change and new points reach the open run page without a reload.
     c.goto(&format!("{base}/runs/{}?compare={}", s.run, s.other_run))

@@ -372,6 +372,44 @@ async fn artifact_uploads_are_checked_bounded_and_private(pool: PgPool) {
             "{bad}"
         );
     }
+    // The native API lists and serves the same files, with a content type a browser shows.
+    let native = |path: String, who: &str| {
+        let app = app.clone();
+        let request = Request::get(format!("/api/v1/runs/{run_id}/artifacts{path}"))
+            .header("authorization", format!("Bearer {who}"))
+            .body(Body::empty())
+            .unwrap();
+        async move {
+            let res = app.oneshot(request).await.unwrap();
+            let status = res.status();
+            let kind = res
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string());
+            let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, kind, bytes.to_vec())
+        }
+    };
+    let (s, _, listed) = native(String::new(), &alpha).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json_of(&listed), json!([{ "path": "ok.txt", "size": 4 }]));
+    let (s, kind, body) = native("/ok.txt".into(), &alpha).await;
+    assert_eq!((s, body.as_slice()), (StatusCode::OK, &b"fits"[..]));
+    assert_eq!(kind.as_deref(), Some("text/plain; charset=utf-8"));
+    let (s, _, e) = native("/a%23b".into(), &alpha).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(json_of(&e)["error"]["field"], "path");
+    for path in ["", "/ok.txt"] {
+        let (s, _, _) = native(path.into(), &beta).await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "beta reads {path:?} of alpha's run"
+        );
+    }
+
     let (s, listing) = call("GET", format!("?path={run_id}/artifacts"), &alpha, vec![]).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(

@@ -398,6 +398,16 @@ pub struct MetricSummary {
     pub max: f64,
 }
 
+/// A file a run logged (through MLflow's artifact API), as the run page lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ArtifactInfo {
+    /// Path below the run's artifacts, `/`-separated (`plots/loss.png`).
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
 /// Every point of one metric, ordered by step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

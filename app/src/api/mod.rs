@@ -3,8 +3,8 @@
 //! pages render from the same store functions the REST API uses.
 
 use crucible_types::{
-    CompletionRecord, Dataset, DatasetRows, Eval, Job, MetricSeries, MetricSummary, Model,
-    ProblemSamples, Project, Run, RunFilter, RunPage, SampleFilter, Team, Worker,
+    ArtifactInfo, CompletionRecord, Dataset, DatasetRows, Eval, Job, MetricSeries, MetricSummary,
+    Model, ProblemSamples, Project, Run, RunFilter, RunPage, SampleFilter, Team, Worker,
 };
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
@@ -63,6 +63,8 @@ pub struct RunDetail {
     pub compare: Vec<Run>,
     /// Recent runs of the same project, offered for comparison.
     pub siblings: Vec<Run>,
+    /// The files it logged.
+    pub artifacts: Vec<ArtifactInfo>,
 }
 
 /// One chart's data: a metric key and its series per overlaid run.
@@ -201,6 +203,7 @@ pub async fn fetch_run(id: Uuid, compare: Vec<Uuid>) -> Result<RunDetail, Server
     let run = s.0.run(id).await.map_err(fail)?;
     let project = s.0.project(run.project_id).await.map_err(fail)?;
     let metrics = s.0.metric_summaries(id).await.map_err(fail)?;
+    let artifacts = s.0.artifacts(id).await.map_err(fail)?;
     let mut others = Vec::new();
     for other in compare.into_iter().filter(|c| *c != id).take(8) {
         others.push(s.0.run(other).await.map_err(fail)?);
@@ -223,6 +226,7 @@ pub async fn fetch_run(id: Uuid, compare: Vec<Uuid>) -> Result<RunDetail, Server
         metrics,
         compare: others,
         siblings,
+        artifacts,
     })
 }
 

@@ -3,8 +3,9 @@
 //! needs to reach it.
 
 use crucible_types::{
-    CompletionRecord, Dataset, DatasetRows, Eval, Job, LeaderboardRow, MetricSeries, MetricSummary,
-    Model, ProblemSamples, Project, Run, RunFilter, RunPage, SampleFilter, Team, Worker,
+    ArtifactInfo, CompletionRecord, Dataset, DatasetRows, Eval, Job, LeaderboardRow, MetricSeries,
+    MetricSummary, Model, ProblemSamples, Project, Run, RunFilter, RunPage, SampleFilter, Team,
+    Worker,
 };
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -39,6 +40,8 @@ pub trait DashboardSource: Send + Sync + 'static {
     fn project(&self, id: Uuid) -> SourceFuture<'_, Project>;
     /// A run's metric keys.
     fn metric_summaries(&self, run_id: Uuid) -> SourceFuture<'_, Vec<MetricSummary>>;
+    /// A run's artifacts, by path.
+    fn artifacts(&self, run_id: Uuid) -> SourceFuture<'_, Vec<ArtifactInfo>>;
     /// A downsampled series for charts.
     fn series(&self, run_id: Uuid, key: String) -> SourceFuture<'_, MetricSeries>;
     /// Steps with stored completions.

@@ -144,6 +144,7 @@ fn RunHeader(d: RunDetail) -> impl IntoView {
             <KeyValues title="Params" map=run.params.clone()/>
             <KeyValues title="Tags" map=run.tags.clone()/>
         </div>
+        <Artifacts run_id=run.id files=d.artifacts.clone()/>
         {(!siblings.is_empty()).then(move || view! {
             <details class="compare">
                 <summary>"Compare with other runs of this project"</summary>
@@ -161,6 +162,61 @@ fn RunHeader(d: RunDetail) -> impl IntoView {
                 </Form>
             </details>
         })}
+    }
+}
+
+/// The files the run logged: each links to its download (the REST API reads the dashboard's
+/// session), images are shown inline.
+#[component]
+fn Artifacts(run_id: Uuid, files: Vec<crucible_types::ArtifactInfo>) -> impl IntoView {
+    let is_image = |p: &str| {
+        let p = p.to_ascii_lowercase();
+        [".png", ".jpg", ".jpeg", ".gif", ".webp"]
+            .iter()
+            .any(|e| p.ends_with(e))
+    };
+    view! {
+        <section id="artifacts">
+            <h2>"Artifacts"</h2>
+            {if files.is_empty() {
+                view! { <p class="muted">"none (log them with mlflow.log_artifact)"</p> }.into_any()
+            } else {
+                view! {
+                    // An explicit <tbody>, as in KeyValues: hydration must find what the parser built.
+                    <table class="kv"><tbody>
+                        {files.into_iter().map(|f| {
+                            let href = format!("/api/v1/runs/{run_id}/artifacts/{}", f.path);
+                            let preview = is_image(&f.path).then(|| view! {
+                                <img class="artifact-preview" src=href.clone() alt=f.path.clone()/>
+                            });
+                            view! {
+                                <tr>
+                                    <th><a href=href.clone() target="_blank">{f.path.clone()}</a></th>
+                                    <td>{human_bytes(f.size)}</td>
+                                    <td>{preview}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody></table>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+/// A size as people read it.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

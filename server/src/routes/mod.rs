@@ -1,6 +1,7 @@
 //! HTTP routes: `/api/v1` (Crucible's own API, documented by OpenAPI) and `/api/2.0/mlflow`
 //! (the subset of MLflow's REST API its Python client needs).
 
+pub mod artifacts;
 pub mod datasets;
 pub mod evals;
 pub mod events;
@@ -30,6 +31,7 @@ pub fn api_v1() -> Router<AppState> {
         .route("/health", get(health))
         .merge(projects::router())
         .merge(runs::router())
+        .merge(artifacts::router())
         .merge(metrics::router())
         .merge(datasets::router())
         .merge(models::router())

@@ -6,7 +6,9 @@
 //! deployment opened reads; writes: a token), and the errors every extractor and lookup can
 //! answer with (401, 404, 413, 422, 500).
 
-use crate::routes::{datasets, evals, events, jobs, metrics, models, projects, runs, workers};
+use crate::routes::{
+    artifacts, datasets, evals, events, jobs, metrics, models, projects, runs, workers,
+};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
@@ -43,6 +45,8 @@ use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder, Schema};
         runs::delete_tag,
         runs::upload_completions,
         runs::list_completions,
+        artifacts::list,
+        artifacts::download,
         metrics::log,
         metrics::log_bulk,
         metrics::summaries,
