@@ -791,3 +791,51 @@ async fn worker_metrics_follow_its_jobs(pool: PgPool) {
         "idle"
     );
 }
+
+/// `crucible submit eval --model owner/name` registers the hub model under that name the first
+/// time and reuses it after: both jobs name the one model, whose source is the hub id.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn submit_by_hub_id_registers_the_model_once(pool: PgPool) {
+    let server = Server::start(&pool).await;
+    let (base, token) = (server.base.clone(), server.token.clone());
+    let submit = move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_crucible"))
+            .args(["submit", "eval", "--server", &base, "--token", &token])
+            .args([
+                "--model",
+                "XiaomiMiMo/MiMo-7B-RL@main",
+                "--benchmark",
+                "synthetic",
+            ])
+            .output()
+            .expect("cannot run `crucible submit`");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let twice = submit.clone();
+    tokio::task::spawn_blocking(move || {
+        submit();
+        twice();
+    })
+    .await
+    .unwrap();
+    let models = server.get("/models").await;
+    let models = models.as_array().unwrap();
+    assert_eq!(models.len(), 1, "{models:?}");
+    assert_eq!(models[0]["name"], "XiaomiMiMo/MiMo-7B-RL@main");
+    assert_eq!(
+        models[0]["source"],
+        json!({ "kind": "hf_hub", "repo": "XiaomiMiMo/MiMo-7B-RL", "revision": "main" })
+    );
+    let jobs = server.get("/jobs").await;
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(
+        jobs.iter()
+            .all(|j| j["spec"]["model_id"] == models[0]["id"]),
+        "{jobs:?}"
+    );
+}

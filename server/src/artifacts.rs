@@ -8,7 +8,7 @@
 
 use crate::error::{AppError, Result};
 use axum::body::Body;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
@@ -96,6 +96,11 @@ impl Artifacts {
         &self.location
     }
 
+    /// Where the run's artifacts live in the store.
+    fn run_root(run_id: Uuid) -> StorePath {
+        StorePath::from(format!("runs/{run_id}"))
+    }
+
     fn key(run_id: Uuid, path: &str) -> StorePath {
         StorePath::from(format!("runs/{run_id}/{path}"))
     }
@@ -161,26 +166,26 @@ impl Artifacts {
 
     /// Every file of the run, by path: what the run page lists.
     pub async fn list_all(&self, run_id: Uuid) -> Result<Vec<crucible_types::ArtifactInfo>> {
-        let root = format!("runs/{run_id}/");
-        let mut files: Vec<crucible_types::ArtifactInfo> = self
+        let root = Self::run_root(run_id);
+        let prefix = format!("{root}/");
+        let objects: Vec<object_store::ObjectMeta> = self
             .store
-            .list(Some(&StorePath::from(format!("runs/{run_id}"))))
-            .map(|meta| {
-                meta.map(|m| crucible_types::ArtifactInfo {
-                    path: m
-                        .location
-                        .as_ref()
-                        .strip_prefix(&root)
-                        .unwrap_or_default()
-                        .to_string(),
-                    size: m.size,
-                })
-            })
-            .collect::<Vec<_>>()
+            .list(Some(&root))
+            .try_collect()
             .await
-            .into_iter()
-            .collect::<object_store::Result<_>>()
             .map_err(storage)?;
+        let mut files: Vec<crucible_types::ArtifactInfo> = objects
+            .into_iter()
+            .map(|m| crucible_types::ArtifactInfo {
+                path: m
+                    .location
+                    .as_ref()
+                    .strip_prefix(&prefix)
+                    .unwrap_or_default()
+                    .to_string(),
+                size: m.size,
+            })
+            .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
     }
@@ -188,7 +193,7 @@ impl Artifacts {
     /// The entries of the run's artifact folder `dir` (`""`: the top), folders and files by name.
     pub async fn list(&self, run_id: Uuid, dir: &str) -> Result<Vec<ArtifactEntry>> {
         let prefix = if dir.is_empty() {
-            StorePath::from(format!("runs/{run_id}"))
+            Self::run_root(run_id)
         } else {
             Self::key(run_id, dir)
         };

@@ -1,7 +1,7 @@
 //! Prometheus metrics of one server replica at `GET /metrics`, in the OpenMetrics text format
 //! Prometheus scrapes: requests by route and status, their latency, metric points ingested, SSE
-//! subscribers, and — read from Postgres at scrape time, so every replica reports the same
-//! figures — jobs by status and kind and the workers online.
+//! subscribers, and — read from Postgres at scrape time by the route, so every replica reports
+//! the same figures — jobs by status and kind and the workers online.
 //!
 //! Counters are per replica (Prometheus sums them over instances). Routes are labelled by their
 //! template (`/api/v1/runs/{id}`), never by the path a client sent, so an id never becomes a label
@@ -17,7 +17,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
-use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Mutex;
@@ -126,6 +125,30 @@ impl Telemetry {
         self.points.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
+    /// The page Prometheus scrapes: this replica's counters, with the gauges set to the figures
+    /// the caller read now — `jobs` as (status, kind, count), the workers online, and the live
+    /// streams open on this replica.
+    pub async fn page(
+        &self,
+        jobs: Vec<(String, String, i64)>,
+        workers_online: i64,
+        sse_subscribers: usize,
+    ) -> Result<String> {
+        // Two scrapes at once would interleave clearing and setting the job gauges.
+        let _one_at_a_time = self.scrape.lock().await;
+        self.jobs.clear();
+        for (status, kind, n) in jobs {
+            self.jobs.get_or_create(&JobLabels { status, kind }).set(n);
+        }
+        self.workers_online.set(workers_online);
+        self.sse_subscribers
+            .set(i64::try_from(sse_subscribers).unwrap_or(i64::MAX));
+        let mut page = String::new();
+        prometheus_client::encoding::text::encode(&mut page, &self.registry)
+            .map_err(|e| AppError::Internal(format!("encoding the metrics page: {e}")))?;
+        Ok(page)
+    }
+
     fn observe(&self, method: &str, route: String, status: u16, seconds: f64) {
         let method = method.to_string();
         self.latency
@@ -182,32 +205,4 @@ pub async fn record_requests(
         started.elapsed().as_secs_f64(),
     );
     response
-}
-
-impl Telemetry {
-    /// The page Prometheus scrapes: this replica's counters, and the queue and worker gauges
-    /// read from `pool` now (the same on every replica); `sse_subscribers` is the number of live
-    /// streams open here.
-    pub async fn page(&self, pool: &PgPool, sse_subscribers: usize) -> Result<String> {
-        let _one_at_a_time = self.scrape.lock().await;
-        let counts: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT status, kind, count(*) FROM jobs GROUP BY status, kind")
-                .fetch_all(pool)
-                .await?;
-        let online: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM workers WHERE online_until > now()")
-                .fetch_one(pool)
-                .await?;
-        self.jobs.clear();
-        for (status, kind, n) in counts {
-            self.jobs.get_or_create(&JobLabels { status, kind }).set(n);
-        }
-        self.workers_online.set(online);
-        self.sse_subscribers
-            .set(i64::try_from(sse_subscribers).unwrap_or(i64::MAX));
-        let mut page = String::new();
-        prometheus_client::encoding::text::encode(&mut page, &self.registry)
-            .map_err(|e| AppError::Internal(format!("encoding the metrics page: {e}")))?;
-        Ok(page)
-    }
 }

@@ -82,11 +82,9 @@ impl HubConfig {
     /// Files already cached for the revision are not fetched again.
     pub fn model_dir(&self, repo: &str, revision: Option<&str>) -> Result<PathBuf, HubError> {
         let revision = revision.unwrap_or(DEFAULT_REVISION);
-        let cached = Cache::new(self.cache_dir.clone()).repo(Repo::with_revision(
-            repo.to_string(),
-            RepoType::Model,
-            revision.to_string(),
-        ));
+        let at_revision =
+            Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string());
+        let cached = Cache::new(self.cache_dir.clone()).repo(at_revision.clone());
         if self.offline {
             return cached
                 .get("config.json")
@@ -111,11 +109,7 @@ impl HubConfig {
             .with_retries(3)
             .build()
             .map_err(api_error)?;
-        let remote = api.repo(Repo::with_revision(
-            repo.to_string(),
-            RepoType::Model,
-            revision.to_string(),
-        ));
+        let remote = api.repo(at_revision);
         let files: Vec<String> = remote
             .info()
             .map_err(api_error)?

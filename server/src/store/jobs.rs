@@ -520,3 +520,12 @@ pub async fn cancel(conn: &mut PgConnection, job_id: Uuid) -> Result<Job> {
     }
     get(conn, job_id).await
 }
+
+/// How many jobs of every team are in each (status, kind): the queue's gauges on `/metrics`.
+pub async fn counts(pool: &PgPool) -> Result<Vec<(String, String, i64)>> {
+    Ok(
+        sqlx::query_as("SELECT status, kind, count(*) FROM jobs GROUP BY status, kind")
+            .fetch_all(pool)
+            .await?,
+    )
+}

@@ -108,3 +108,12 @@ pub async fn list(pool: &PgPool, team_id: Option<Uuid>) -> Result<Vec<Worker>> {
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
+
+/// Workers of every team online now (heard from within one lease).
+pub async fn online_count(pool: &PgPool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM workers WHERE online_until > now()")
+            .fetch_one(pool)
+            .await?,
+    )
+}

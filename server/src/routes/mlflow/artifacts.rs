@@ -32,9 +32,17 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-/// Splits `<run id>/artifacts[/<path>]` into the run and the path below its artifacts (`""`:
-/// the folder itself).
-fn split(field: &str, full: &str) -> Result<(Uuid, String), AppError> {
+/// The run and the path below its artifacts (`""`: the folder itself) that
+/// `<run id>/artifacts[/<path>]` names, once the run is known to be the caller's.
+async fn owned_path(s: &AppState, auth: &AuthTeam, full: &str) -> Result<(Uuid, String), AppError> {
+    let (run_id, below) = split(full)?;
+    owned_run(&mut *s.pool.acquire().await?, auth, run_id).await?;
+    Ok((run_id, below))
+}
+
+/// Splits `<run id>/artifacts[/<path>]` into the run and the checked path below its artifacts.
+fn split(full: &str) -> Result<(Uuid, String), AppError> {
+    let field = "path";
     let full = full.trim_start_matches('/');
     let (run, rest) = full.split_once('/').unwrap_or((full, ""));
     let run_id = parse_run_id(run)?;
@@ -61,13 +69,9 @@ async fn upload(
     Path(path): Path<String>,
     request: Request,
 ) -> MlResult<Json<Value>> {
-    let (run_id, below) = split("path", &path)?;
+    let (run_id, below) = owned_path(&s, &auth, &path).await?;
     if below.is_empty() {
         return Err(AppError::invalid("path", "an upload names a file below artifacts/").into());
-    }
-    {
-        let mut conn = s.pool.acquire().await?;
-        owned_run(&mut conn, &auth, run_id).await?;
     }
     let written = s.artifacts.put(run_id, &below, request.into_body()).await?;
     tracing::debug!(%run_id, path = %below, bytes = written, "artifact stored");
@@ -80,11 +84,7 @@ async fn download(
     Ml(auth): Ml<AuthTeam>,
     Path(path): Path<String>,
 ) -> MlResult<Response> {
-    let (run_id, below) = split("path", &path)?;
-    {
-        let mut conn = s.pool.acquire().await?;
-        owned_run(&mut conn, &auth, run_id).await?;
-    }
+    let (run_id, below) = owned_path(&s, &auth, &path).await?;
     let (size, stream) = s.artifacts.get(run_id, &below).await?;
     Ok((
         [
@@ -107,11 +107,7 @@ async fn list(
     Ml(auth): Ml<AuthTeam>,
     Ml(ApiQuery(q)): Ml<ApiQuery<ListQuery>>,
 ) -> MlResult<Json<Value>> {
-    let (run_id, below) = split("path", &q.path)?;
-    {
-        let mut conn = s.pool.acquire().await?;
-        owned_run(&mut conn, &auth, run_id).await?;
-    }
+    let (run_id, below) = owned_path(&s, &auth, &q.path).await?;
     let files: Vec<Value> = s
         .artifacts
         .list(run_id, &below)

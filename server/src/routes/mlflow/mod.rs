@@ -493,8 +493,7 @@ async fn write_batch(
     }
     let mut ingested = 0;
     if !points.is_empty() {
-        let count = metrics::log(&mut tx, id, &points).await?;
-        ingested = count;
+        ingested = metrics::log(&mut tx, id, &points).await?;
         let mut keys: Vec<String> = points.iter().map(|p| p.key.clone()).collect();
         keys.sort();
         keys.dedup();
@@ -504,7 +503,7 @@ async fn write_batch(
             project_id: owned.run.project_id,
             keys,
             max_step,
-            count,
+            count: ingested,
         };
         crate::live::notify(&mut tx, &event).await?;
     }
