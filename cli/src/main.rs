@@ -22,6 +22,8 @@ enum Command {
     Up(cmd::up::Args),
     /// Run the server alone: REST API, MLflow-compatible API and dashboard (no worker).
     Serve(cmd::serve::Args),
+    /// Serve a model over the OpenAI API (completions, chat, tokenize, metrics) for the openai client, lm-eval and chat UIs.
+    ServeModel(cmd::serve_model::Args),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(cmd::token::Command),
@@ -64,6 +66,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => cmd::up::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::ServeModel(args) => cmd::serve_model::run(args),
         Command::Token(c) => cmd::token::run(c),
         Command::Generate(args) => cmd::generate::run(args),
         Command::Verify(c) => crucible_verify::cli::run(c),

@@ -6,6 +6,7 @@
 //! server), `HF_HUB_CACHE` / `HF_HOME` (the cache), `HF_TOKEN` (gated and private repos) and
 //! `HF_HUB_OFFLINE=1` (the cache only: no request at all).
 
+use crucible_types::ModelSource;
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Cache, Repo, RepoType};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,21 @@ use std::path::{Path, PathBuf};
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// The revision of a repo named without one.
 const DEFAULT_REVISION: &str = "main";
+
+/// The local folder of a registered model's weights: the folder itself, or the Hugging Face
+/// cache's copy of a hub model (downloaded on first use); `None` for an OpenAI-compatible
+/// endpoint, which has no weights here.
+pub fn local_weights(source: &ModelSource) -> Result<Option<PathBuf>, HubError> {
+    match source {
+        ModelSource::HfLocal { path } | ModelSource::Checkpoint { path, .. } => {
+            Ok(Some(PathBuf::from(path)))
+        }
+        ModelSource::HfHub { repo, revision } => HubConfig::from_env()
+            .model_dir(repo, revision.as_deref())
+            .map(Some),
+        ModelSource::Openai { .. } => Ok(None),
+    }
+}
 
 /// Why a hub id could not be resolved.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod jobs;
 pub mod leaderboard;
 pub mod serve;
+pub mod serve_model;
 pub mod submit;
 pub mod token;
 pub mod train;

@@ -1,9 +1,10 @@
 //! Generation engine: batching and continuous batching, sampling, the decode loop, speculative
-//! decoding with the MTP layers, and streaming text.
+//! decoding with the MTP layers, streaming text, and the serving engine behind the OpenAI API.
 
 pub mod detokenizer;
 pub mod generate;
 pub mod sampler;
+pub mod serving;
 pub mod speculative;
 
 pub use generate::{

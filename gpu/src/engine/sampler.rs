@@ -171,7 +171,7 @@ fn argmax(logits: &[f32]) -> usize {
 }
 
 /// `log Σ exp(scale · x)`, computed stably.
-fn log_sum_exp(logits: &[f32], scale: f32) -> f32 {
+pub(crate) fn log_sum_exp(logits: &[f32], scale: f32) -> f32 {
     let max = logits
         .iter()
         .fold(f32::NEG_INFINITY, |m, &l| m.max(l * scale));

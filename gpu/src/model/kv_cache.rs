@@ -267,6 +267,62 @@ impl KvCache {
         Ok(dead)
     }
 
+    /// Adds `other`'s rows after this cache's rows, the two caches' last columns aligned (the
+    /// shorter one is left-padded): the serving engine prefills newly arrived requests in a cache
+    /// of their own and then decodes them in the running batch. Both caches must be past their
+    /// first forward pass, in candle tensors (a wgpu cache cannot be joined yet).
+    pub fn append_rows(&mut self, other: KvCache) -> candle_core::Result<()> {
+        let len = self.len.max(other.len);
+        let (shift, other_shift) = (len - self.len, len - other.len);
+        let capacity = self.capacity.max(other.capacity).max(len);
+        let (Storage::Tensors(layers), Storage::Tensors(from_layers)) =
+            (&mut self.storage, other.storage)
+        else {
+            candle_core::bail!("append_rows is only implemented for candle caches");
+        };
+        for (dst, from) in layers.iter_mut().zip(from_layers) {
+            let (Some(dst), Some(from)) = (dst, from) else {
+                candle_core::bail!("append_rows before the first forward pass");
+            };
+            for (d, s) in [(&mut dst.k, &from.k), (&mut dst.v, &from.v)] {
+                let mine = shifted(d, self.len, shift, capacity)?;
+                let theirs = shifted(s, other.len, other_shift, capacity)?;
+                *d = Tensor::cat(&[&mine, &theirs], 0)?;
+            }
+        }
+        self.pads.iter_mut().for_each(|p| *p += shift);
+        self.holes.iter_mut().flatten().for_each(|h| *h += shift);
+        self.pads
+            .extend(other.pads.iter().map(|&p| p + other_shift));
+        self.holes.extend(
+            other
+                .holes
+                .into_iter()
+                .map(|h| h.into_iter().map(|c| c + other_shift).collect()),
+        );
+        self.len = len;
+        self.capacity = capacity;
+        Ok(())
+    }
+
+    /// Keeps only the rows `keep` (in that order) and drops the columns no kept row uses any
+    /// more: finished requests leave a serving batch instead of decoding filler.
+    pub fn retain_rows(&mut self, keep: &[usize]) -> candle_core::Result<()> {
+        let Storage::Tensors(layers) = &mut self.storage else {
+            candle_core::bail!("retain_rows is only implemented for candle caches");
+        };
+        let ids: Vec<u32> = keep.iter().map(|&r| r as u32).collect();
+        for slot in layers.iter_mut().flatten() {
+            let ids = Tensor::new(ids.as_slice(), slot.k.device())?;
+            slot.k = slot.k.index_select(&ids, 0)?;
+            slot.v = slot.v.index_select(&ids, 0)?;
+        }
+        self.pads = keep.iter().map(|&r| self.pads[r]).collect();
+        self.holes = keep.iter().map(|&r| self.holes[r].clone()).collect();
+        self.compact()?;
+        Ok(())
+    }
+
     /// Writes the keys and values `(batch, kv_heads, t, head_dim)` of layer `layer` at the next
     /// columns and returns views of all columns so far (including the new ones).
     pub(crate) fn append(
@@ -351,6 +407,15 @@ impl KvCache {
     pub(crate) fn commit(&mut self, t: usize) {
         self.len += t;
     }
+}
+
+/// The first `len` columns of a cache tensor, moved `shift` columns right into a new tensor with
+/// `capacity` columns (the columns before them are zero: padding the mask hides).
+fn shifted(old: &Tensor, len: usize, shift: usize, capacity: usize) -> candle_core::Result<Tensor> {
+    let (b, h, _, d) = old.dims4()?;
+    let new = Tensor::zeros((b, h, capacity, d), old.dtype(), old.device())?;
+    new.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, shift)?;
+    Ok(new)
 }
 
 /// Copies a cache tensor (or a view of some of its columns) to the front of a new one with
@@ -480,5 +545,46 @@ mod tests {
         let k: Vec<f32> = k.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(k, vec![1., 1., 1., 1., 2., 2.]);
         assert_eq!(cache.len(), 3);
+    }
+
+    /// A cache of `rows` rows holding `len` columns, each value naming its row (tens) and column.
+    fn filled(rows: usize, len: usize, base: f32) -> KvCache {
+        let mut cache = KvCache::new(1, vec![0; rows], 2);
+        for col in 0..len {
+            let values: Vec<f32> = (0..rows)
+                .map(|r| base + 10.0 * r as f32 + col as f32)
+                .collect();
+            let c = Tensor::from_vec(values, (rows, 1, 1, 1), &Device::Cpu).unwrap();
+            cache.append(0, &c, &c).unwrap();
+            cache.commit(1);
+        }
+        cache
+    }
+
+    fn row_keys(cache: &KvCache, row: usize) -> Vec<f32> {
+        let (k, _) = cache.row_kv(0, row).unwrap();
+        k.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn joined_and_retained_rows_keep_exactly_their_columns() {
+        let mut batch = filled(2, 3, 0.0);
+        batch.restart_row(0); // row 0 finished; its columns are now padding
+        let newcomer = filled(1, 5, 100.0);
+        batch.append_rows(newcomer).unwrap();
+        assert_eq!(batch.len(), 5);
+        assert_eq!(batch.pads().to_vec(), vec![5, 2, 0]);
+        assert_eq!(row_keys(&batch, 1), vec![10., 11., 12.]);
+        assert_eq!(row_keys(&batch, 2), vec![100., 101., 102., 103., 104.]);
+        assert_eq!(batch.positions(1), vec![0, 3, 5]);
+
+        batch.retain_rows(&[2, 1]).unwrap();
+        assert_eq!(batch.batch_size(), 2);
+        assert_eq!(row_keys(&batch, 0), vec![100., 101., 102., 103., 104.]);
+        assert_eq!(row_keys(&batch, 1), vec![10., 11., 12.]);
+        let c = Tensor::full(7f32, (2, 1, 1, 1), &Device::Cpu).unwrap();
+        batch.append(0, &c, &c).unwrap();
+        batch.commit(1);
+        assert_eq!(row_keys(&batch, 1), vec![10., 11., 12., 7.]);
     }
 }

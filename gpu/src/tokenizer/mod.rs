@@ -79,6 +79,19 @@ impl Tokenizer {
             .map_err(|e| TokenizerError::Codec(e.to_string()))
     }
 
+    /// Text of one id with special tokens kept (`<|im_end|>` stays visible): how an
+    /// OpenAI-compatible server labels each token of a log-probability list.
+    pub fn token_text(&self, id: u32) -> Result<String, TokenizerError> {
+        self.inner
+            .decode(&[id], false)
+            .map_err(|e| TokenizerError::Codec(e.to_string()))
+    }
+
+    /// Whether [`Self::apply_chat_template`] can render (the checkpoint has a chat template).
+    pub fn has_chat_template(&self) -> bool {
+        self.chat_template.is_some()
+    }
+
     /// The id of `tokenizer_config.json`'s `eos_token` (chat models end turns with it).
     pub fn eos_token_id(&self) -> Option<u32> {
         self.eos_token_id

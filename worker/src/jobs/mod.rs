@@ -6,7 +6,6 @@ pub mod rl;
 pub mod train;
 
 use crate::client::ClientError;
-use crate::hub::HubConfig;
 use crucible_types::ModelSource;
 use std::fmt::Display;
 use std::path::PathBuf;
@@ -53,17 +52,7 @@ impl From<ClientError> for JobError {
     }
 }
 
-/// The local folder of a model's weights: the folder itself, or the Hugging Face cache's copy of
-/// a hub model (downloaded on first use); `None` for an OpenAI-compatible endpoint.
+/// [`crate::hub::local_weights`], failing the job when the hub cannot be reached.
 pub(crate) fn local_weights(source: &ModelSource) -> Result<Option<PathBuf>, JobError> {
-    match source {
-        ModelSource::HfLocal { path } | ModelSource::Checkpoint { path, .. } => {
-            Ok(Some(PathBuf::from(path)))
-        }
-        ModelSource::HfHub { repo, revision } => HubConfig::from_env()
-            .model_dir(repo, revision.as_deref())
-            .map(Some)
-            .map_err(JobError::internal),
-        ModelSource::Openai { .. } => Ok(None),
-    }
+    crate::hub::local_weights(source).map_err(JobError::internal)
 }
