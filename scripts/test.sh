@@ -2,7 +2,7 @@
 # Runs Crucible's whole test suite on a fresh machine: finds (or starts) Postgres, installs what is
 # missing from Debian's packages when run as root (the Postgres server, bubblewrap, Chromium and
 # ChromeDriver, Mesa's software Vulkan) and the test peers from PyPI (the mlflow client,
-# prometheus_client, schemathesis),
+# prometheus_client, the openai client, schemathesis),
 # then `cargo test --release --workspace`.
 # Extra arguments go to cargo test (e.g. `scripts/test.sh -p crucible-tests`).
 set -euo pipefail
@@ -67,13 +67,13 @@ fi
 # Where the data is here, the tests that read it must run: a missing input fails, never skips.
 if [ -n "${CRUCIBLE_DATA_DIR:-}" ]; then export CRUCIBLE_REQUIRE_DATA=1; fi
 
-# --- The real mlflow client (the MLflow-compatibility test) and Prometheus's client library, whose
-# OpenMetrics parser reads the server's and the workers' /metrics pages -------------------------
+# --- The real mlflow client (the MLflow-compatibility test), Prometheus's client library, whose
+# OpenMetrics parser reads the /metrics pages, and the openai client (the model server's test) --
 venv="$CARGO_TARGET_DIR/mlflow-venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import mlflow, prometheus_client" 2>/dev/null; then
-  echo "installing the mlflow client and prometheus_client from PyPI into $venv"
-  if python3 -m venv "$venv" && "$venv/bin/pip" install -q "mlflow-skinny>=3,<4" "prometheus-client>=0.20"; then :; else
-    echo "*** WARNING: could not install mlflow/prometheus_client from PyPI: their tests will be SKIPPED ***" >&2
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import mlflow, prometheus_client, openai" 2>/dev/null; then
+  echo "installing the mlflow, prometheus_client and openai clients from PyPI into $venv"
+  if python3 -m venv "$venv" && "$venv/bin/pip" install -q "mlflow-skinny>=3,<4" "prometheus-client>=0.20" "openai>=1.40"; then :; else
+    echo "*** WARNING: could not install mlflow/prometheus_client/openai from PyPI: their tests will FAIL ***" >&2
   fi
 fi
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import mlflow" 2>/dev/null; then
@@ -82,6 +82,7 @@ fi
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import prometheus_client" 2>/dev/null; then
   export CRUCIBLE_PROMETHEUS_PYTHON="$venv/bin/python" CRUCIBLE_REQUIRE_PROMETHEUS=1
 fi
+export CRUCIBLE_OPENAI_PYTHON="$venv/bin/python" CRUCIBLE_REQUIRE_OPENAI=1
 
 # --- schemathesis, which fuzzes the server against its OpenAPI document (tests/tests/api_contract.rs)
 st_version=4.32.5

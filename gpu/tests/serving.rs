@@ -71,7 +71,7 @@ fn mixed(reference: &serde_json::Value, i: usize) -> ServingRequest {
     plain(
         prompt_ids(reference, i % 4),
         SamplingParams {
-            temperature: if i % 3 == 0 { 0.0 } else { 0.9 },
+            temperature: if i.is_multiple_of(3) { 0.0 } else { 0.9 },
             top_p: 0.95,
             seed: i as u64,
             max_new_tokens: 3 + 5 * (i as u32 % 4),

@@ -58,9 +58,9 @@ pub async fn handle(
     State(state): State<Arc<ServeState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request: ChatRequest = wire::parse(&body?)?;
+    let (request, sampling): (ChatRequest, _) = wire::parse_with_sampling(&body?)?;
     state.check_model(&request.model)?;
-    let sampling = &request.sampling;
+    let sampling = &sampling;
     let n = sampling.n()?;
     let stream = sampling.stream()?;
     let logprobs = match (request.logprobs.unwrap_or(false), request.top_logprobs) {

@@ -58,9 +58,9 @@ pub async fn handle(
     State(state): State<Arc<ServeState>>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request: CompletionRequest = wire::parse(&body.map_err(ApiError::from)?)?;
+    let (request, sampling): (CompletionRequest, _) = wire::parse_with_sampling(&body?)?;
     state.check_model(&request.model)?;
-    let sampling = &request.sampling;
+    let sampling = &sampling;
     let n = sampling.n()?;
     let stream = sampling.stream()?;
     if request.suffix.is_some() {

@@ -1,5 +1,6 @@
 //! `POST /tokenize`, `POST /detokenize`, `GET /tokenizer_info`: the served tokenizer, so a
-//! client can count and build prompts exactly as the model sees them.
+//! client can count and build prompts exactly as the model sees them (lm-eval's remote
+//! tokenizer reads these three in vLLM's shapes).
 
 use std::sync::Arc;
 
@@ -64,12 +65,15 @@ pub async fn detokenize(
 
 pub async fn info(State(state): State<Arc<ServeState>>) -> Json<Value> {
     let tokenizer = state.engine.tokenizer();
+    let template = tokenizer.chat_template();
+    let eos = tokenizer.eos_token_id().map(|id| state.token_text(id));
     Json(json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": state.engine.context_len(),
         "vocab_size": tokenizer.vocab_size(),
-        "eos_token": tokenizer.eos_token_id().map(|id| state.token_text(id)),
+        "eos_token": eos,
         "eos_token_id": tokenizer.eos_token_id(),
-        "has_chat_template": tokenizer.has_chat_template(),
+        "bos_token": template.and_then(|t| t.bos_token()),
+        "chat_template": template.map(|t| t.source()),
     }))
 }

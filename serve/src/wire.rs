@@ -19,15 +19,33 @@ pub const MAX_N: u32 = 128;
 /// Parses a JSON body; a failure names the JSON path of the field at fault.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let param = if path == "." {
-            "body".to_string()
-        } else {
-            path
-        };
-        ApiError::invalid(param, e.inner().to_string())
-    })
+    serde_path_to_error::deserialize(de).map_err(field_error)
+}
+
+/// Parses a request body and, from the same object, its sampling fields (kept apart rather than
+/// flattened into the request, where serde would lose the name of a bad field).
+pub fn parse_with_sampling<T: DeserializeOwned>(body: &[u8]) -> Result<(T, Sampling), ApiError> {
+    let value: serde_json::Value = parse(body)?;
+    let request = serde_path_to_error::deserialize(&value).map_err(field_error)?;
+    let sampling = serde_path_to_error::deserialize(&value).map_err(field_error)?;
+    Ok((request, sampling))
+}
+
+/// The 400 of a body that does not parse: `param` is the failing field's JSON path (for a
+/// missing field, the field itself).
+fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let message = e.inner().to_string();
+    let path = e.path().to_string();
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    let param = match (path.as_str(), missing) {
+        (".", Some(field)) => field.to_string(),
+        (_, Some(field)) => format!("{path}.{field}"),
+        (".", None) => "body".to_string(),
+        _ => path,
+    };
+    ApiError::invalid(param, message)
 }
 
 /// `prompt` of a completion request: text, texts, token ids, or lists of token ids.
@@ -56,7 +74,7 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
-/// Sampling fields common to both endpoints (OpenAI's, plus vLLM's `top_k`, `min_p`,
+/// Sampling fields common to both endpoints, parsed from the same body as the request (OpenAI's, plus vLLM's `top_k`, `min_p`,
 /// `ignore_eos`, `stop_token_ids`).
 #[derive(Debug, Default, Deserialize)]
 pub struct Sampling {
@@ -180,8 +198,6 @@ pub struct CompletionRequest {
     pub echo: Option<bool>,
     pub best_of: Option<u32>,
     pub suffix: Option<String>,
-    #[serde(flatten)]
-    pub sampling: Sampling,
 }
 
 /// One chat message; `content` is text or a list of text parts.
@@ -240,8 +256,6 @@ pub struct ChatRequest {
     pub top_logprobs: Option<u32>,
     /// vLLM's extension: end the rendered prompt with the assistant's header (default true).
     pub add_generation_prompt: Option<bool>,
-    #[serde(flatten)]
-    pub sampling: Sampling,
 }
 
 /// `POST /tokenize`: a prompt, or messages rendered with the chat template.

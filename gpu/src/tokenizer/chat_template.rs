@@ -35,6 +35,7 @@ impl ChatMessage {
 /// A compiled chat template and the special-token strings templates refer to.
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: String,
     bos_token: Option<String>,
     eos_token: Option<String>,
 }
@@ -52,13 +53,24 @@ impl ChatTemplate {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_filter("tojson", tojson);
-        env.add_template_owned(TEMPLATE_NAME, source)
+        env.add_template_owned(TEMPLATE_NAME, source.clone())
             .map_err(|e| TokenizerError::Template(e.to_string()))?;
         Ok(Self {
             env,
+            source,
             bos_token,
             eos_token,
         })
+    }
+
+    /// The Jinja source, for clients that render prompts themselves (lm-eval's remote tokenizer).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The `bos_token` string templates see.
+    pub fn bos_token(&self) -> Option<&str> {
+        self.bos_token.as_deref()
     }
 
     /// The prompt text for `messages`; `add_generation_prompt` appends the assistant-turn header.

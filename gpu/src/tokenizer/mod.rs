@@ -87,9 +87,9 @@ impl Tokenizer {
             .map_err(|e| TokenizerError::Codec(e.to_string()))
     }
 
-    /// Whether [`Self::apply_chat_template`] can render (the checkpoint has a chat template).
-    pub fn has_chat_template(&self) -> bool {
-        self.chat_template.is_some()
+    /// The checkpoint's chat template, when it has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.chat_template.as_ref()
     }
 
     /// The id of `tokenizer_config.json`'s `eos_token` (chat models end turns with it).

@@ -163,7 +163,13 @@ impl ServingEngine {
             max_new_tokens: request.params.max_new_tokens.max(1),
             ..request.params.clone()
         };
-        params.validate()?;
+        params.validate().map_err(|mut e| {
+            // Say the budget as the OpenAI API calls it.
+            if e.field == "max_new_tokens" {
+                e.field = "max_tokens".into();
+            }
+            e
+        })?;
         let prompt = &request.prompt_ids;
         if prompt.is_empty() {
             return Err(Invalid::new("prompt", "the prompt has no tokens"));
