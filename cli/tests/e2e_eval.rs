@@ -136,6 +136,36 @@ impl Server {
         steps
     }
 
+    /// The pass@1 and every problem's (one) completion of the eval that job `done` ran, which
+    /// must have `problems` problems.
+    async fn greedy_outcome(&self, done: &Value, problems: usize) -> (f64, Vec<(i64, String)>) {
+        let eval = self
+            .get(&format!("/evals?job_id={}", done["id"].as_str().unwrap()))
+            .await[0]
+            .clone();
+        let samples = self
+            .get(&format!(
+                "/evals/{}/samples?limit=200",
+                eval["id"].as_str().unwrap()
+            ))
+            .await;
+        let mut texts: Vec<(i64, String)> = samples
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let s = &p["samples"][0];
+                (
+                    p["problem_idx"].as_i64().unwrap(),
+                    s["completion"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        texts.sort();
+        assert_eq!(texts.len(), problems);
+        (pass1(&eval), texts)
+    }
+
     /// Polls the job until it ends or `timeout` passes.
     async fn wait_job(&self, id: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
@@ -663,30 +693,7 @@ async fn an_eval_on_a_wgpu_worker_scores_what_the_cpu_worker_scores(pool: PgPool
             .find(|l| l.contains("model loaded"))
             .unwrap_or_else(|| panic!("the worker logged no model load: {logged}"));
         assert_eq!(loaded.contains("wgpu: "), device == "wgpu", "{loaded}");
-        let eval = server
-            .get(&format!("/evals?job_id={}", done["id"].as_str().unwrap()))
-            .await[0]
-            .clone();
-        let samples = server
-            .get(&format!(
-                "/evals/{}/samples?limit=200",
-                eval["id"].as_str().unwrap()
-            ))
-            .await;
-        let texts: Vec<(i64, String)> = samples
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                let s = &p["samples"][0];
-                (
-                    p["problem_idx"].as_i64().unwrap(),
-                    s["completion"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        assert_eq!(texts.len(), 24);
-        completions.push((pass1(&eval), texts));
+        completions.push(server.greedy_outcome(&done, 24).await);
     }
     assert_eq!(
         completions[0], completions[1],
@@ -837,5 +844,38 @@ async fn submit_by_hub_id_registers_the_model_once(pool: PgPool) {
         jobs.iter()
             .all(|j| j["spec"]["model_id"] == models[0]["id"]),
         "{jobs:?}"
+    );
+}
+
+/// Closing the loop: the shipped model served by `crucible serve-model`, registered as an
+/// `openai` endpoint model, evaluates through the harness's OpenAI generator to exactly the
+/// greedy completions and pass@1 that a worker running the weights itself gets.
+#[sqlx::test(migrator = "crucible_server::MIGRATOR")]
+async fn a_served_model_evaluated_as_an_endpoint_scores_what_the_local_worker_scores(pool: PgPool) {
+    let server = Server::start(&pool).await;
+    let local = server.register_small_model().await;
+    let served = common::ServedModel::start(SMALL_MODEL, &["--served-model-name", "small-served"]);
+    let endpoint = server
+        .post(
+            "/models",
+            json!({ "name": "small-served", "source": { "kind": "openai", "base_url": format!("{}/v1", served.base), "model": "small-served" } }),
+        )
+        .await;
+    let mut outcomes = Vec::new();
+    for model in [&local, &endpoint] {
+        // Greedy, with a budget that fits the small model's 512-token context (the server
+        // refuses a request that cannot fit, as vLLM does).
+        let sampling = json!({ "temperature": 0, "max_new_tokens": 400 });
+        let spec = json!({ "kind": "eval", "model_id": model["id"], "benchmarks": ["synthetic"], "limit": 24, "sampling": sampling });
+        let done = server.run_job(spec, |c| c).await;
+        outcomes.push(server.greedy_outcome(&done, 24).await);
+    }
+    assert!(
+        outcomes[0].1.iter().any(|(_, t)| !t.is_empty()),
+        "the model wrote something"
+    );
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "the same greedy completions and pass@1"
     );
 }
