@@ -1,6 +1,7 @@
 //! `crucible up`: everything needed to use Crucible on this machine, with nothing configured —
 //! Postgres (found or started), the server with the dashboard, a local worker, and the shipped small
-//! model registered so the built-in synthetic benchmark can be evaluated at once.
+//! model registered so the built-in synthetic benchmark can be evaluated at once, and served over
+//! the OpenAI API for the team's tokens.
 
 use crate::cmd::serve;
 use anyhow::{Context, Result};
@@ -30,6 +31,12 @@ pub struct Args {
     /// Do not start a local worker.
     #[arg(long)]
     pub no_worker: bool,
+    /// Where the shipped model is served over the OpenAI API (Crucible tokens of the team).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub openai_bind: std::net::SocketAddr,
+    /// Do not serve the shipped model over the OpenAI API.
+    #[arg(long)]
+    pub no_openai: bool,
 }
 
 /// The shipped model: `--model-dir`, else `models/crucible-mimo-small` under the working
@@ -85,6 +92,40 @@ fn register_default(client: &ServerClient, dir: &Path) -> Result<uuid::Uuid> {
     Ok(model.id)
 }
 
+/// Serves the shipped model over the OpenAI API in this process, for the team's tokens.
+async fn serve_openai(
+    dir: &Path,
+    id: uuid::Uuid,
+    base: &str,
+    bind: std::net::SocketAddr,
+) -> Result<()> {
+    let engine = crate::cmd::serve_model::start_engine(
+        dir,
+        Some(crucible_types::jobs::Device::Cpu),
+        candle_core::DType::F32,
+        32,
+    )?;
+    let auth = crucible_serve::Auth::Crucible(crucible_serve::CrucibleAuth::new(base, Some(id)));
+    let state = std::sync::Arc::new(crucible_serve::ServeState::new(DEFAULT_MODEL, engine, auth));
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+        format!("binding {bind} for the OpenAI API (pass --openai-bind or --no-openai)")
+    })?;
+    println!(
+        "The OpenAI API serves {DEFAULT_MODEL} at http://{}/v1 (the team's API token is the key):",
+        listener.local_addr()?
+    );
+    println!(
+        "  OPENAI_BASE_URL=http://{}/v1 OPENAI_API_KEY=$CRUCIBLE_TOKEN",
+        listener.local_addr()?
+    );
+    tokio::spawn(async move {
+        if let Err(e) = crucible_serve::serve(listener, state).await {
+            tracing::error!(error = %e, "the OpenAI API stopped");
+        }
+    });
+    Ok(())
+}
+
 /// Finds or starts Postgres, serves, registers the default model, starts a local worker.
 pub fn run(args: Args) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
@@ -112,6 +153,9 @@ pub fn run(args: Args) -> Result<()> {
                 println!("Model {DEFAULT_MODEL} ({}) is registered as {id}; evaluate it with", dir.display());
                 println!("  the dashboard's Submit page ({base}/jobs/new), or");
                 println!("  crucible submit eval --model {id} --benchmark synthetic --wait && crucible leaderboard");
+                if !args.no_openai {
+                    serve_openai(&dir, id, &base, args.openai_bind).await?;
+                }
             }
             None => println!("(the shipped model folder models/{DEFAULT_MODEL} was not found; pass --model-dir)"),
         }
