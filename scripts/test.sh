@@ -2,7 +2,7 @@
 # Runs Crucible's whole test suite on a fresh machine: finds (or starts) Postgres, installs what is
 # missing from Debian's packages when run as root (the Postgres server, bubblewrap, Chromium and
 # ChromeDriver, Mesa's software Vulkan) and the test peers from PyPI (the mlflow client,
-# prometheus_client, the openai client, schemathesis),
+# prometheus_client, the openai client, lm-evaluation-harness, schemathesis),
 # then `cargo test --release --workspace`.
 # Extra arguments go to cargo test (e.g. `scripts/test.sh -p crucible-tests`).
 set -euo pipefail
@@ -83,6 +83,17 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import prometheus_client"
   export CRUCIBLE_PROMETHEUS_PYTHON="$venv/bin/python" CRUCIBLE_REQUIRE_PROMETHEUS=1
 fi
 export CRUCIBLE_OPENAI_PYTHON="$venv/bin/python" CRUCIBLE_REQUIRE_OPENAI=1
+
+# --- lm-evaluation-harness, run against `crucible serve-model` (cli/tests/lm_eval.rs) ------------
+lm_version=0.4.13
+lm_venv="$CARGO_TARGET_DIR/lmeval-venv"
+if ! "$lm_venv/bin/python" -c "import lm_eval, tenacity, sys; sys.exit(lm_eval.__version__ != '$lm_version')" 2>/dev/null; then
+  echo "installing lm-evaluation-harness $lm_version from PyPI into $lm_venv"
+  if python3 -m venv "$lm_venv" && "$lm_venv/bin/pip" install -q "lm-eval[api]==$lm_version"; then :; else
+    echo "*** WARNING: could not install lm-eval from PyPI: its test will FAIL ***" >&2
+  fi
+fi
+export CRUCIBLE_LM_EVAL="$lm_venv/bin/lm_eval" CRUCIBLE_REQUIRE_LM_EVAL=1
 
 # --- schemathesis, which fuzzes the server against its OpenAPI document (tests/tests/api_contract.rs)
 st_version=4.32.5
