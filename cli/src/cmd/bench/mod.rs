@@ -6,6 +6,7 @@ mod decode;
 mod queue;
 mod rollout;
 mod server;
+mod serving;
 mod speculative;
 mod tracking;
 mod train;
@@ -30,6 +31,8 @@ pub enum Command {
     Rollout(rollout::Args),
     /// Decode tokens/s with MTP speculative decoding against plain decoding, batch 1/8/64.
     Speculative(speculative::Args),
+    /// TTFT, inter-token latency and tokens/s of the OpenAI server at concurrency 1/8/32, against `transformers serve`.
+    Serve(serving::Args),
     /// Jobs leased per second and lease latency with 1, 4 and 16 workers leasing at once.
     Queue(queue::Args),
 }
@@ -46,5 +49,6 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Rollout(args) => rollout::run(args),
         Command::Speculative(args) => speculative::run(args),
         Command::Queue(args) => queue::run(args),
+        Command::Serve(args) => serving::run(args),
     }
 }
