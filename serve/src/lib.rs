@@ -128,11 +128,19 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .with_state(state)
 }
 
-/// Serves [`router`] on `listener` until the process ends.
+/// Serves [`router`] on `listener` until the process ends. Nagle's algorithm is off: a stream
+/// writes one small chunk per token, which it would otherwise hold back for the peer's delayed
+/// acknowledgement (about 40 ms on Linux).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ServeState>,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not turn Nagle's algorithm off");
+        }
+    });
     axum::serve(listener, router(state)).await
 }
 

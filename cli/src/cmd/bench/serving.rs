@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 /// Clients sending requests at once, in order.
 const CONCURRENCY: [usize; 3] = [1, 8, 32];
+/// Fewest requests a level sends, so that the percentiles of concurrency 1 mean something.
+const MIN_REQUESTS: usize = 16;
 
 /// Arguments of `crucible bench serve`.
 #[derive(clap::Args)]
@@ -33,7 +35,7 @@ pub struct Args {
     /// Completion tokens asked of each request.
     #[arg(long, default_value_t = 64)]
     max_tokens: u32,
-    /// Requests each client sends, one after another.
+    /// Requests each client sends, one after another (at least 16 per level in all).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Where the peer's copy of the model is written.
@@ -152,13 +154,14 @@ async fn level(
     args: &Args,
 ) -> Result<Level> {
     let http = reqwest::Client::new();
+    let rounds = args.rounds.max(MIN_REQUESTS.div_ceil(concurrency));
     let start = Instant::now();
     let clients = (0..concurrency).map(|client| {
         let http = http.clone();
         async move {
             let mut timings = Vec::new();
-            for round in 0..args.rounds {
-                let prompt = &prompts[(client * args.rounds + round) % prompts.len()];
+            for round in 0..rounds {
+                let prompt = &prompts[(client * rounds + round) % prompts.len()];
                 timings.push(timed_request(&http, base, model, prompt, args.max_tokens).await?);
             }
             Ok::<_, anyhow::Error>(timings)
@@ -252,8 +255,7 @@ async fn start_peer(python: &Path, model: &Path) -> Result<(Peer, String)> {
             "--port",
             &port.to_string(),
         ])
-        .arg("--force-model")
-        .arg(model)
+        .arg(model) // preloaded, and used for every request
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .env("HF_HUB_OFFLINE", "1")
