@@ -15,10 +15,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::choices::{self, finish_reason};
-use crate::completions::usage;
 use crate::error::ApiError;
+use crate::sse::{self, Head, usage};
 use crate::wire::{self, ChatRequest, Content, ContentPart, Message};
-use crate::{ServeState, sse, unix_now};
+use crate::{ServeState, unix_now};
 
 /// The prompt text of `messages` under the served model's chat template.
 pub fn render_messages(
@@ -121,17 +121,18 @@ pub async fn handle(
     state.metrics.prompt_tokens(prompt_ids.len());
     let reply = Reply {
         state: state.clone(),
-        id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-        created: unix_now(),
-        include_usage: sampling.include_usage(),
+        head: Arc::new(Head {
+            id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            object: "chat.completion.chunk",
+            created: unix_now(),
+            model: state.name.clone(),
+            include_usage: sampling.include_usage(),
+        }),
     };
     if stream {
         return Ok(reply.stream(sequences, prompt_ids.len()));
     }
-    let mut outputs = Vec::with_capacity(sequences.len());
-    for s in sequences {
-        outputs.push(choices::collect(s).await?);
-    }
+    let outputs = choices::collect_all(sequences).await?;
     let completion_tokens: usize = outputs.iter().map(|o| o.token_ids.len()).sum();
     let choices: Vec<Value> = outputs
         .iter()
@@ -155,9 +156,9 @@ pub async fn handle(
         })
         .collect();
     Ok(Json(json!({
-        "id": reply.id,
+        "id": reply.head.id,
         "object": "chat.completion",
-        "created": reply.created,
+        "created": reply.head.created,
         "model": state.name,
         "choices": choices,
         "usage": usage(prompt_ids.len(), completion_tokens),
@@ -180,27 +181,10 @@ fn logprob_entry(state: &ServeState, id: u32, lp: &TokenLogprob) -> Value {
 /// What every chunk of one streamed reply shares.
 struct Reply {
     state: Arc<ServeState>,
-    id: String,
-    created: i64,
-    include_usage: bool,
+    head: Arc<Head>,
 }
 
 impl Reply {
-    /// A chunk; with `include_usage` every chunk carries `"usage": null` but the last.
-    fn chunk(&self, choices: Value, usage: Option<Value>) -> Value {
-        let mut chunk = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.state.name,
-            "choices": choices,
-        });
-        if self.include_usage {
-            chunk["usage"] = usage.unwrap_or(Value::Null);
-        }
-        chunk
-    }
-
     fn delta(
         &self,
         index: usize,
@@ -208,9 +192,8 @@ impl Reply {
         logprobs: Option<Value>,
         finish: Option<&str>,
     ) -> Value {
-        self.chunk(
+        self.head.chunk(
             json!([{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]),
-            None,
         )
     }
 
@@ -248,12 +231,7 @@ impl Reply {
             };
             futures::future::ready(chunk)
         });
-        let last = move || {
-            reply.include_usage.then(|| {
-                let generated = generated.load(Ordering::Relaxed);
-                reply.chunk(json!([]), Some(usage(prompt_tokens, generated)))
-            })
-        };
-        sse::respond(opening, events, last)
+        let head = reply.head.clone();
+        sse::respond(head, opening, events, prompt_tokens, generated)
     }
 }

@@ -90,7 +90,7 @@ pub struct Output {
 }
 
 /// Waits for `sequence` to finish.
-pub async fn collect(mut sequence: Sequence) -> Result<Output, ApiError> {
+async fn collect(mut sequence: Sequence) -> Result<Output, ApiError> {
     let mut out = Output::default();
     while let Some(event) = sequence.next().await {
         match event {
@@ -108,6 +108,11 @@ pub async fn collect(mut sequence: Sequence) -> Result<Output, ApiError> {
         }
     }
     Err(ApiError::Internal("the sequence ended twice".into()))
+}
+
+/// Waits for every sequence, in order; the first failure fails the request.
+pub async fn collect_all(sequences: Vec<Sequence>) -> Result<Vec<Output>, ApiError> {
+    futures::future::try_join_all(sequences.into_iter().map(collect)).await
 }
 
 /// Every sequence's events as one stream, each tagged with its choice index; the stream ends

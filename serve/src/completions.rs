@@ -14,8 +14,9 @@ use serde_json::{Map, Value, json};
 
 use crate::choices::{self, finish_reason};
 use crate::error::ApiError;
+use crate::sse::{self, Head, usage};
 use crate::wire::{self, CompletionRequest, MAX_CHOICES, Prompt};
-use crate::{ServeState, sse, unix_now};
+use crate::{ServeState, unix_now};
 
 /// OpenAI's default `max_tokens` for completions.
 const DEFAULT_MAX_TOKENS: u32 = 16;
@@ -105,20 +106,22 @@ pub async fn handle(
     let id = format!("cmpl-{}", uuid::Uuid::new_v4().simple());
     let reply = Reply {
         state: state.clone(),
-        id,
-        created: unix_now(),
+        head: Arc::new(Head {
+            id,
+            object: "text_completion",
+            created: unix_now(),
+            model: state.name.clone(),
+            include_usage: sampling.include_usage(),
+        }),
         prompts,
         n: n as usize,
         echo,
         scored_prompt: echo && logprobs.is_some(),
     };
     if stream {
-        return Ok(reply.stream(sequences, sampling.include_usage(), prompt_tokens));
+        return Ok(reply.stream(sequences, prompt_tokens));
     }
-    let mut outputs = Vec::with_capacity(sequences.len());
-    for s in sequences {
-        outputs.push(choices::collect(s).await?);
-    }
+    let outputs = choices::collect_all(sequences).await?;
     let completion_tokens: usize = outputs.iter().map(|o| o.token_ids.len()).sum();
     let choices: Vec<Value> = outputs
         .iter()
@@ -150,9 +153,9 @@ pub async fn handle(
         })
         .collect();
     Ok(Json(json!({
-        "id": reply.id,
+        "id": reply.head.id,
         "object": "text_completion",
-        "created": reply.created,
+        "created": reply.head.created,
         "model": state.name,
         "choices": choices,
         "usage": usage(prompt_tokens, completion_tokens),
@@ -160,20 +163,10 @@ pub async fn handle(
     .into_response())
 }
 
-/// `usage` of a reply.
-pub fn usage(prompt_tokens: usize, completion_tokens: usize) -> Value {
-    json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    })
-}
-
 /// What every chunk of one reply shares.
 struct Reply {
     state: Arc<ServeState>,
-    id: String,
-    created: i64,
+    head: Arc<Head>,
     prompts: Vec<PromptIn>,
     n: usize,
     echo: bool,
@@ -182,28 +175,9 @@ struct Reply {
 }
 
 impl Reply {
-    fn chunk(&self, choices: Value, usage: Option<Value>) -> Value {
-        let mut chunk = json!({
-            "id": self.id,
-            "object": "text_completion",
-            "created": self.created,
-            "model": self.state.name,
-            "choices": choices,
-        });
-        if let Some(u) = usage {
-            chunk["usage"] = u;
-        }
-        chunk
-    }
-
     /// Server-sent events: the prompt first with `echo`, one chunk per token of each choice, a
     /// last chunk per choice with its `finish_reason`, the usage chunk when asked, `[DONE]`.
-    fn stream(
-        self,
-        sequences: Vec<choices::Sequence>,
-        include_usage: bool,
-        prompt_tokens: usize,
-    ) -> Response {
+    fn stream(self, sequences: Vec<choices::Sequence>, prompt_tokens: usize) -> Response {
         let reply = Arc::new(self);
         // With log-probabilities the echoed prompt arrives with them (a PromptLogprobs event).
         let echoed: Vec<Value> = if reply.echo && !reply.scored_prompt {
@@ -245,13 +219,8 @@ impl Reply {
             };
             futures::future::ready(chunk)
         });
-        let last = move || {
-            include_usage.then(|| {
-                let generated = generated.load(Ordering::Relaxed);
-                reply.chunk(json!([]), Some(usage(prompt_tokens, generated)))
-            })
-        };
-        sse::respond(echoed, events, last)
+        let head = reply.head.clone();
+        sse::respond(head, echoed, events, prompt_tokens, generated)
     }
 
     fn text_chunk(
@@ -261,9 +230,8 @@ impl Reply {
         logprobs: Option<Value>,
         finish: Option<&'static str>,
     ) -> Value {
-        self.chunk(
+        self.head.chunk(
             json!([{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}]),
-            None,
         )
     }
 }

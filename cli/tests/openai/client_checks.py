@@ -65,6 +65,10 @@ for chunk in client.completions.create(**ask, stream=True):
     for c in chunk.choices:
         streamed[c.index] += c.text
 check("streamed choices equal the plain ones", [streamed[i] for i in range(4)] == texts, streamed)
+usages = [c.usage for c in client.completions.create(**ask, stream=True, stream_options={"include_usage": True})
+          if c.usage is not None]
+check("a completions stream ends with one usage chunk", len(usages) == 1
+      and usages[0].completion_tokens == first.usage.completion_tokens, usages)
 
 greedy = dict(model=model, prompt=prompt, temperature=0)
 full = client.completions.create(**greedy, max_tokens=64).choices[0].text
