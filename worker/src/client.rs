@@ -308,6 +308,14 @@ impl ServerClient {
         }
     }
 
+    /// Every metric of a run with its latest value (what `submit --wait` shows beside its bar).
+    pub fn metric_summaries(
+        &self,
+        run_id: Uuid,
+    ) -> Result<Vec<crucible_types::tracking::MetricSummary>, ClientError> {
+        self.get("metrics", &format!("/runs/{run_id}/metrics"))
+    }
+
     /// One eval with its scores.
     pub fn eval(&self, id: Uuid) -> Result<Eval, ClientError> {
         self.get("eval", &format!("/evals/{id}"))

@@ -31,8 +31,16 @@ pub fn run(c: Command) -> Result<()> {
         name,
         kind,
     } = c;
+    let spinner =
+        indicatif::ProgressBar::new_spinner().with_message(format!("reading {}", file.display()));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
     let body = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read {}", file.display()))?;
+    spinner.set_message(format!(
+        "uploading {} rows ({:.1} MiB); the server checks every row",
+        body.lines().filter(|l| !l.trim().is_empty()).count(),
+        body.len() as f64 / (1024.0 * 1024.0)
+    ));
     let name = name.unwrap_or_else(|| {
         file.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -43,6 +51,7 @@ pub fn run(c: Command) -> Result<()> {
         .writer()?
         .import_dataset(&name, &kind, &source, body)
         .with_context(|| format!("importing {}", file.display()))?;
+    spinner.finish_and_clear();
     let d = r.dataset;
     let verb = if r.created {
         "imported"

@@ -225,11 +225,29 @@ pub struct EvalArgs {
     pub wait: bool,
 }
 
+/// Metrics shown beside the `--wait` bar at most.
+const SHOWN_METRICS: usize = 4;
+
+/// The run's latest metrics as `key=value` pairs, most recently stepped first.
+fn latest_metrics(client: &ServerClient, run_id: Uuid) -> String {
+    let Ok(mut summaries) = client.metric_summaries(run_id) else {
+        return String::new(); // a transient read failure only hides the figures for a tick
+    };
+    summaries.sort_by(|a, b| b.last_step.cmp(&a.last_step).then(a.key.cmp(&b.key)));
+    summaries
+        .iter()
+        .take(SHOWN_METRICS)
+        .map(|m| format!("{}={:.4}", m.key, m.last_value))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn wait(client: &ServerClient, id: Uuid) -> Result<Job> {
     let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
-        "{spinner} {msg} {bar:30} {pos}/{len}",
+        "{spinner} {msg} {bar:30} {pos}/{len}\n  {prefix}",
     )?);
     bar.enable_steady_tick(Duration::from_millis(200));
+    let mut metrics_read = std::time::Instant::now() - Duration::from_secs(60);
     loop {
         let job: Job = client.job(id)?;
         if let Some(p) = &job.progress {
@@ -244,6 +262,12 @@ fn wait(client: &ServerClient, id: Uuid) -> Result<Job> {
                 .map(|p| p.message.as_str())
                 .unwrap_or("")
         ));
+        if let Some(run_id) = job.run_id
+            && metrics_read.elapsed() >= Duration::from_secs(2)
+        {
+            bar.set_prefix(latest_metrics(client, run_id));
+            metrics_read = std::time::Instant::now();
+        }
         if matches!(
             job.status,
             JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
