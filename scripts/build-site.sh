@@ -17,7 +17,8 @@ have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$have" != "$want" ]; then
   echo "installing wasm-bindgen-cli $want (about 2 minutes)"
   # Not --locked: its lock file pins a webpki-roots release that crates.io no longer serves.
-  cargo install -q wasm-bindgen-cli --version "$want"
+  # --force: cargo skips a crate it recorded as installed even when its binary is gone.
+  cargo install -q --force wasm-bindgen-cli --version "$want"
 fi
 
 cargo build -q -p crucible-app --lib --target wasm32-unknown-unknown --no-default-features \
