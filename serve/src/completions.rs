@@ -83,6 +83,12 @@ pub async fn handle(
         ));
     }
     let prompts = prompts(&state, request.prompt)?;
+    if prompts.len() > MAX_CHOICES {
+        return Err(ApiError::invalid(
+            "prompt",
+            format!("at most {MAX_CHOICES} prompts per request"),
+        ));
+    }
     if prompts.len() * n as usize > MAX_CHOICES {
         return Err(ApiError::invalid(
             "n",
