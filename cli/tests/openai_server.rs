@@ -269,4 +269,52 @@ async fn metrics_use_vllm_names_and_count_what_was_served() {
         &[("model_name", MODEL_NAME), ("finished_reason", "length")],
     );
     assert_eq!(finished, Some(6.0), "{page}");
+    // Drafting is off by default: its counters are there, at zero.
+    assert_eq!(value("vllm:spec_decode_num_draft_tokens_total"), 0.0);
+}
+
+#[tokio::test]
+async fn drafting_counts_its_drafts_and_leaves_greedy_output_unchanged() {
+    let Some(python) =
+        prometheus_python("drafting_counts_its_drafts_and_leaves_greedy_output_unchanged")
+    else {
+        return;
+    };
+    let plain = serve();
+    let drafting = ServedModel::start(SMALL_MODEL, &["--api-key", KEY, "--speculative", "mtp:1"]);
+    let http = reqwest::Client::new();
+    let body = json!({"model": MODEL_NAME, "messages": [{"role": "user", "content": "Start with 7. add 5. What is the result?"}], "max_tokens": 40, "temperature": 0});
+    let (_, a) = post(&http, &format!("{}/v1/chat/completions", plain.base), &body).await;
+    let (_, b) = post(
+        &http,
+        &format!("{}/v1/chat/completions", drafting.base),
+        &body,
+    )
+    .await;
+    assert_eq!(
+        a["choices"][0]["message"], b["choices"][0]["message"],
+        "{a} vs {b}"
+    );
+    let page = http
+        .get(format!("{}/metrics", drafting.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = parse_openmetrics(&python, &page);
+    let model = [("model_name", MODEL_NAME)];
+    let proposed =
+        sample_value(&samples, "vllm:spec_decode_num_draft_tokens_total", &model).unwrap();
+    let accepted = sample_value(
+        &samples,
+        "vllm:spec_decode_num_accepted_tokens_total",
+        &model,
+    )
+    .unwrap();
+    assert!(
+        proposed > 0.0 && accepted > 0.0 && accepted <= proposed,
+        "{page}"
+    );
 }

@@ -21,11 +21,11 @@ fn tokenizer() -> Tokenizer {
 }
 
 fn engine(max_rows: usize) -> ServingEngine {
-    ServingEngine::start(
-        tiny_model(),
-        Arc::new(tokenizer()),
-        ServingOptions { max_rows },
-    )
+    let options = ServingOptions {
+        max_rows,
+        ..ServingOptions::default()
+    };
+    ServingEngine::start(tiny_model(), Arc::new(tokenizer()), options).unwrap()
 }
 
 fn plain(prompt_ids: Vec<u32>, params: SamplingParams) -> ServingRequest {
@@ -296,4 +296,91 @@ fn requests_the_model_cannot_run_are_refused_by_field() {
         ..plain(prompt, SamplingParams::greedy(4))
     };
     assert_eq!(field(many), "logprobs");
+}
+
+#[test]
+fn drafting_leaves_greedy_output_unchanged_and_counts_its_drafts() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/crucible-mimo-small");
+    let load = || crucible_gpu::model::MimoModel::load(&dir, &Default::default()).unwrap();
+    let tok = Tokenizer::load(&dir).unwrap();
+    let prompts: Vec<Vec<u32>> = [
+        "Compute 3 + 4 * 2.",
+        "Compute 12 - 5.",
+        "Start with 7. add 5. What is the result?",
+    ]
+    .iter()
+    .map(|q| {
+        let chat = [crucible_gpu::tokenizer::ChatMessage::user(*q)];
+        tok.encode(&tok.apply_chat_template(&chat, true).unwrap(), false)
+            .unwrap()
+    })
+    .collect();
+    let request = |i: usize| ServingRequest {
+        logprobs: Some(1),
+        ..plain(
+            prompts[i % prompts.len()].clone(),
+            SamplingParams {
+                ignore_eos: true,
+                ..SamplingParams::greedy(10 + 6 * i as u32)
+            },
+        )
+    };
+    let options = ServingOptions {
+        max_rows: 3,
+        speculative: crucible_types::sampling::Speculative::Mtp { k: 1 },
+    };
+    let engine =
+        ServingEngine::start(load(), Arc::new(Tokenizer::load(&dir).unwrap()), options).unwrap();
+    // Two now, four more once decoding runs: rows join and leave while drafting.
+    let mut first = engine.submit(request(0)).unwrap();
+    let second = engine.submit(request(1)).unwrap();
+    let opening = first.blocking_recv().unwrap();
+    let later: Vec<_> = (2..6).map(|i| engine.submit(request(i)).unwrap()).collect();
+    let mut heard = vec![{
+        let mut h = hear(first);
+        if let ServingEvent::Token { id, text, logprob } = opening {
+            h.tokens.insert(0, id);
+            h.text.insert_str(0, &text);
+            h.logprobs.splice(0..0, logprob);
+        }
+        h
+    }];
+    heard.extend(std::iter::once(second).chain(later).map(hear));
+    let model = load();
+    for (i, h) in heard.iter().enumerate() {
+        let r = request(i);
+        let alone = generate(
+            &model,
+            &tok,
+            &[GenerationRequest {
+                prompt_ids: r.prompt_ids,
+                params: r.params,
+            }],
+            |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(h.tokens, alone[0].token_ids, "request {i}");
+        assert_eq!(h.text, alone[0].text, "request {i}");
+        assert_eq!(
+            h.logprobs.len(),
+            h.tokens.len(),
+            "one log-probability per token"
+        );
+        assert!(
+            h.logprobs
+                .iter()
+                .zip(&h.tokens)
+                .all(|(lp, &t)| lp.token == t && lp.top[0].0 == t)
+        );
+    }
+    let (drafts, proposed, accepted) = engine.load().drafting();
+    assert!(
+        drafts > 0 && proposed >= drafts,
+        "drafting ran: {drafts} drafts"
+    );
+    assert!(
+        accepted > 0 && accepted <= proposed,
+        "{accepted} of {proposed} accepted"
+    );
 }

@@ -165,10 +165,9 @@ async fn health() -> StatusCode {
 }
 
 async fn prometheus(State(state): State<Arc<ServeState>>) -> Result<Response, ApiError> {
-    let load = state.engine.load();
     let page = state
         .metrics
-        .encode(load.running(), load.waiting())
+        .encode(state.engine.load())
         .map_err(|e| ApiError::Internal(format!("encoding metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, metrics::OPENMETRICS)], page).into_response())
 }

@@ -1,7 +1,8 @@
 //! Prometheus metrics under vLLM's names (`vllm:num_requests_running`,
-//! `vllm:time_to_first_token_seconds`, …), each labelled with `model_name`, so that dashboards
+//! `vllm:time_to_first_token_seconds`, `vllm:spec_decode_num_accepted_tokens_total`, …), each labelled with `model_name`, so that dashboards
 //! built for vLLM read this server unchanged.
 
+use crucible_gpu::engine::serving::EngineLoad;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -40,6 +41,9 @@ pub struct ServeMetrics {
     itl: Family<ModelLabels, Histogram>,
     e2e: Family<ModelLabels, Histogram>,
     success: Family<FinishedLabels, Counter>,
+    drafts: Family<ModelLabels, Counter>,
+    draft_tokens: Family<ModelLabels, Counter>,
+    accepted_tokens: Family<ModelLabels, Counter>,
 }
 
 impl ServeMetrics {
@@ -96,6 +100,24 @@ impl ServeMetrics {
             "Sequences finished, by why they stopped",
             success.clone(),
         );
+        let drafts = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "vllm:spec_decode_num_drafts",
+            "Row-steps that drafted with the MTP layers",
+            drafts.clone(),
+        );
+        let draft_tokens = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "vllm:spec_decode_num_draft_tokens",
+            "Draft tokens proposed",
+            draft_tokens.clone(),
+        );
+        let accepted_tokens = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "vllm:spec_decode_num_accepted_tokens",
+            "Draft tokens the main model accepted",
+            accepted_tokens.clone(),
+        );
         Self {
             registry,
             model: ModelLabels {
@@ -109,6 +131,9 @@ impl ServeMetrics {
             itl,
             e2e,
             success,
+            drafts,
+            draft_tokens,
+            accepted_tokens,
         }
     }
 
@@ -136,10 +161,24 @@ impl ServeMetrics {
             .inc();
     }
 
-    /// The OpenMetrics page, with the engine's current load.
-    pub fn encode(&self, running: usize, waiting: usize) -> Result<String, std::fmt::Error> {
-        self.running.get_or_create(&self.model).set(running as i64);
-        self.waiting.get_or_create(&self.model).set(waiting as i64);
+    /// The OpenMetrics page, with the engine's current load and drafting counts.
+    pub fn encode(&self, load: &EngineLoad) -> Result<String, std::fmt::Error> {
+        self.running
+            .get_or_create(&self.model)
+            .set(load.running() as i64);
+        self.waiting
+            .get_or_create(&self.model)
+            .set(load.waiting() as i64);
+        let (drafts, draft_tokens, accepted) = load.drafting();
+        for (counter, total) in [
+            (&self.drafts, drafts),
+            (&self.draft_tokens, draft_tokens),
+            (&self.accepted_tokens, accepted),
+        ] {
+            // The engine keeps the totals; the counter catches up to them.
+            let counter = counter.get_or_create(&self.model);
+            counter.inc_by((total as u64).saturating_sub(counter.get()));
+        }
         let mut page = String::new();
         prometheus_client::encoding::text::encode(&mut page, &self.registry)?;
         Ok(page)

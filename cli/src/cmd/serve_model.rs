@@ -13,6 +13,7 @@ use crucible_gpu::engine::serving::{ServingEngine, ServingOptions};
 use crucible_gpu::model::{LoadOptions, MimoModel};
 use crucible_gpu::tokenizer::Tokenizer;
 use crucible_serve::{Auth, CrucibleAuth, ServeState};
+use crucible_types::sampling::Speculative;
 use crucible_worker::client::ServerClient;
 use uuid::Uuid;
 
@@ -39,6 +40,11 @@ pub struct Args {
     /// Most sequences decoding at once (vLLM's `--max-num-seqs`); the others wait in order.
     #[arg(long, default_value_t = 32)]
     pub max_num_seqs: usize,
+    /// Speculative decoding: `off`, or `mtp[:K]` to draft with the checkpoint's MTP layers
+    /// (greedy output unchanged; seeded sampled requests then reproduce only within the same
+    /// batch, so `off` is the default).
+    #[arg(long, default_value = "off")]
+    pub speculative: Speculative,
     /// Accept exactly this bearer token (vLLM's `--api-key`) instead of Crucible tokens.
     #[arg(
         long,
@@ -86,7 +92,7 @@ pub fn start_engine(
     folder: &std::path::Path,
     device: Option<crucible_types::jobs::Device>,
     dtype: DType,
-    max_num_seqs: usize,
+    options: ServingOptions,
 ) -> Result<ServingEngine> {
     let device = crucible_gpu::device::for_requirement(device).context("selecting a device")?;
     let device = match device {
@@ -99,25 +105,23 @@ pub fn start_engine(
     let opts = LoadOptions {
         dtype,
         device,
-        load_mtp: false,
+        load_mtp: options.speculative != Speculative::Off,
         ..LoadOptions::default()
     };
     let model = MimoModel::load(folder, &opts)
         .with_context(|| format!("loading the model in {}", folder.display()))?;
     let tokenizer = Tokenizer::load(folder).context("loading the tokenizer")?;
-    Ok(ServingEngine::start(
-        model,
-        Arc::new(tokenizer),
-        ServingOptions {
-            max_rows: max_num_seqs,
-        },
-    ))
+    ServingEngine::start(model, Arc::new(tokenizer), options).context("starting the engine")
 }
 
 /// Runs the subcommand until interrupted.
 pub fn run(args: Args) -> Result<()> {
     let (folder, default_name, registered) = resolve(&args)?;
-    let engine = start_engine(&folder, args.device, args.dtype, args.max_num_seqs)?;
+    let options = ServingOptions {
+        max_rows: args.max_num_seqs,
+        speculative: args.speculative,
+    };
+    let engine = start_engine(&folder, args.device, args.dtype, options)?;
     let auth = match (&args.api_key, &args.crucible_server) {
         (Some(key), _) => Auth::ApiKey(key.clone()),
         (None, Some(server)) => Auth::Crucible(CrucibleAuth::new(server, registered)),

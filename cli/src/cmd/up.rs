@@ -103,7 +103,7 @@ async fn serve_openai(
         dir,
         Some(crucible_types::jobs::Device::Cpu),
         candle_core::DType::F32,
-        32,
+        crucible_gpu::engine::serving::ServingOptions::default(),
     )?;
     let auth = crucible_serve::Auth::Crucible(crucible_serve::CrucibleAuth::new(base, Some(id)));
     let state = std::sync::Arc::new(crucible_serve::ServeState::new(DEFAULT_MODEL, engine, auth));

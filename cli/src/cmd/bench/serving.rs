@@ -305,7 +305,7 @@ pub fn run(args: Args) -> Result<()> {
         &args.model,
         Some(crucible_types::jobs::Device::Cpu),
         candle_core::DType::F32,
-        32,
+        crucible_gpu::engine::serving::ServingOptions::default(),
     )?;
     let name = "bench";
     let state = Arc::new(ServeState::new(name, engine, Auth::Open));

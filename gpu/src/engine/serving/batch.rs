@@ -9,6 +9,8 @@ use crate::engine::GenerationObserver;
 use crate::engine::generate::{
     GenerateError, GenerationRequest, Row, left_padded_prompts, model_stop_ids, prefill_cache,
 };
+use crate::engine::speculative::proposer::MtpProposer;
+use crate::engine::speculative::step::Drafting;
 use crate::model::MimoModel;
 use crate::model::kv_cache::KvCache;
 use crate::tokenizer::Tokenizer;
@@ -34,6 +36,15 @@ impl GenerationObserver for Released {
     }
 }
 
+/// The text each row released during one speculative step.
+struct ReleasedByRow(Vec<String>);
+
+impl GenerationObserver for ReleasedByRow {
+    fn on_text(&mut self, row: usize, text: &str) {
+        self.0[row].push_str(text);
+    }
+}
+
 impl Live<'_> {
     /// Samples this row's next token from `logits` and sends it (and the end, when it ends).
     fn take(&mut self, logits: &[f32]) -> Result<(), GenerateError> {
@@ -56,6 +67,27 @@ impl Live<'_> {
         Ok(())
     }
 
+    /// Sends the tokens a speculative step emitted (`logits[j]` is what token `j` was chosen
+    /// from); the text they released rides on the last one.
+    fn emit(&mut self, tokens: &[u32], logits: &[Vec<f32>], mut text: String) {
+        for (j, (&id, logits)) in tokens.iter().zip(logits).enumerate() {
+            let logprob = self
+                .submission
+                .request
+                .logprobs
+                .map(|top| TokenLogprob::of(logits, id, top));
+            let text = if j + 1 == tokens.len() {
+                std::mem::take(&mut text)
+            } else {
+                String::new()
+            };
+            self.send(ServingEvent::Token { id, text, logprob });
+        }
+        if self.row.done {
+            self.finish();
+        }
+    }
+
     fn finish(&mut self) {
         self.send(ServingEvent::Finished {
             reason: self.row.out.finish_reason,
@@ -76,11 +108,14 @@ pub(super) fn run(
     inbox: Receiver<Submission>,
     load: &EngineLoad,
     max_rows: usize,
+    draft_tokens: usize,
 ) {
     let stop_ids = model_stop_ids(model, tokenizer);
     let mut waiting: VecDeque<Submission> = VecDeque::new();
     let mut live: Vec<Live> = Vec::new();
     let mut cache: Option<KvCache> = None;
+    // MTP drafting (k > 0): started afresh whenever the batch's rows change.
+    let mut drafting: Option<Drafting> = None;
     loop {
         if live.is_empty() && waiting.is_empty() {
             match inbox.recv() {
@@ -99,6 +134,7 @@ pub(super) fn run(
         waiting.retain(|s| !s.events.is_closed());
         load.set(live.len(), waiting.len());
 
+        let rows_before = live.len();
         let step = admit(
             model,
             tokenizer,
@@ -108,7 +144,23 @@ pub(super) fn run(
             &mut cache,
             max_rows,
         )
-        .and_then(|()| decode_step(model, &mut live, &mut cache));
+        .and_then(|()| {
+            if live.len() != rows_before {
+                drafting = None;
+            }
+            if draft_tokens == 0 {
+                decode_step(model, &mut live, &mut cache)
+            } else {
+                speculative_step(
+                    model,
+                    &mut live,
+                    &mut cache,
+                    &mut drafting,
+                    draft_tokens,
+                    load,
+                )
+            }
+        });
         if let Err(e) = step {
             tracing::error!(error = %e, "serving engine step failed; failing the batch");
             for l in &mut live {
@@ -117,7 +169,12 @@ pub(super) fn run(
             live.clear();
             cache = None;
         }
-        if let Err(e) = release_finished(&mut live, &mut cache) {
+        let rows_before = live.len();
+        let released = release_finished(&mut live, &mut cache);
+        if live.len() != rows_before {
+            drafting = None;
+        }
+        if let Err(e) = released {
             tracing::error!(error = %e, "serving engine could not shrink its batch");
             for l in &mut live {
                 l.send(ServingEvent::Failed(e.to_string()));
@@ -246,6 +303,53 @@ fn decode_step(
     for (l, logits) in live.iter_mut().zip(&logits) {
         if !l.row.done && !l.gone {
             l.take(logits)?;
+        }
+    }
+    Ok(())
+}
+
+/// One decode step with MTP drafting for every row still going (the first step after the rows
+/// changed only records, for the next step's drafts). Greedy rows come out token for token as
+/// without drafting; sampled rows follow the same distribution.
+fn speculative_step(
+    model: &MimoModel,
+    live: &mut [Live],
+    cache: &mut Option<KvCache>,
+    drafting: &mut Option<Drafting>,
+    k: usize,
+    load: &EngineLoad,
+) -> Result<(), GenerateError> {
+    let Some(c) = cache.as_mut() else {
+        return Ok(());
+    };
+    for l in live.iter_mut().filter(|l| l.gone) {
+        l.row.done = true; // rides along with filler until it is released
+    }
+    if live.iter().all(|l| l.row.done) {
+        return Ok(());
+    }
+    let state = match drafting {
+        Some(state) => state,
+        None => drafting.insert(Drafting::new(
+            MtpProposer::aligned_with(model, c)?,
+            live.len(),
+            k,
+        )),
+    };
+    let going: Vec<bool> = live.iter().map(|l| !l.row.done).collect();
+    let mut last: Vec<u32> = live.iter().map(|l| l.last).collect();
+    let mut released = ReleasedByRow(vec![String::new(); live.len()]);
+    let before = state.metrics.clone();
+    let outcome = {
+        let mut rows: Vec<_> = live.iter_mut().map(|l| &mut l.row).collect();
+        state.step(model, &mut rows, &mut last, c, &mut released)?
+    };
+    load.count_drafting(&before, &state.metrics);
+    for (i, l) in live.iter_mut().enumerate() {
+        l.last = last[i];
+        if going[i] {
+            let text = std::mem::take(&mut released.0[i]);
+            l.emit(&outcome.emitted[i], &outcome.logits[i], text);
         }
     }
     Ok(())

@@ -12,24 +12,33 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use crucible_types::sampling::{FinishReason, SamplingParams};
+use crucible_types::sampling::{FinishReason, SamplingParams, Speculative};
 use crucible_types::validate::Invalid;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 pub use logprobs::{MAX_TOP_LOGPROBS, TokenLogprob};
 
-use crate::model::MimoModel;
+use crate::engine::speculative::{SpeculativeMetrics, check_drafting};
+use crate::model::{MimoModel, ModelError};
 use crate::tokenizer::Tokenizer;
 
-/// How many requests decode at once; the others wait their turn in arrival order.
+/// How the engine decodes.
 #[derive(Debug, Clone, Copy)]
 pub struct ServingOptions {
+    /// Requests decoding at once; the others wait their turn in arrival order.
     pub max_rows: usize,
+    /// MTP drafting: greedy output stays byte-identical; sampled output keeps its distribution,
+    /// but which tokens a seed gives then depends on when drafting ran (on the batch's other
+    /// requests), so seeded requests reproduce across batches only with drafting off.
+    pub speculative: Speculative,
 }
 
 impl Default for ServingOptions {
     fn default() -> Self {
-        Self { max_rows: 32 }
+        Self {
+            max_rows: 32,
+            speculative: Speculative::Off,
+        }
     }
 }
 
@@ -80,6 +89,9 @@ pub enum ServingError {
 pub struct EngineLoad {
     running: AtomicUsize,
     waiting: AtomicUsize,
+    drafts: AtomicUsize,
+    draft_tokens: AtomicUsize,
+    accepted_tokens: AtomicUsize,
 }
 
 impl EngineLoad {
@@ -91,6 +103,29 @@ impl EngineLoad {
     /// Requests accepted but not yet in the batch.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Row-steps that drafted, draft tokens proposed, and draft tokens accepted, since start.
+    pub fn drafting(&self) -> (usize, usize, usize) {
+        (
+            self.drafts.load(Ordering::Relaxed),
+            self.draft_tokens.load(Ordering::Relaxed),
+            self.accepted_tokens.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Adds what one step drafted (`after` minus `before`).
+    fn count_drafting(&self, before: &SpeculativeMetrics, after: &SpeculativeMetrics) {
+        let add = |counter: &AtomicUsize, now: usize, then: usize| {
+            counter.fetch_add(now - then, Ordering::Relaxed);
+        };
+        add(&self.drafts, after.drafts, before.drafts);
+        add(&self.draft_tokens, after.draft_tokens, before.draft_tokens);
+        add(
+            &self.accepted_tokens,
+            after.accepted_tokens(),
+            before.accepted_tokens(),
+        );
     }
 
     fn set(&self, running: usize, waiting: usize) {
@@ -115,8 +150,17 @@ pub struct ServingEngine {
 }
 
 impl ServingEngine {
-    /// Starts the engine thread, which owns `model` until every handle is dropped.
-    pub fn start(model: MimoModel, tokenizer: Arc<Tokenizer>, options: ServingOptions) -> Self {
+    /// Starts the engine thread, which owns `model` until every handle is dropped; refuses a
+    /// draft length the model's MTP layers cannot serve.
+    pub fn start(
+        model: MimoModel,
+        tokenizer: Arc<Tokenizer>,
+        options: ServingOptions,
+    ) -> Result<Self, ModelError> {
+        let draft_tokens = options.speculative.draft_tokens();
+        if draft_tokens > 0 {
+            check_drafting(&model, draft_tokens)?;
+        }
         let (inbox, requests) = mpsc::channel();
         let load = Arc::new(EngineLoad::default());
         let context_len = model.config().max_position_embeddings;
@@ -131,16 +175,17 @@ impl ServingEngine {
                     requests,
                     &thread_load,
                     options.max_rows.max(1),
+                    draft_tokens,
                 )
             })
             .expect("spawning the serving engine thread");
-        Self {
+        Ok(Self {
             inbox,
             load,
             tokenizer,
             context_len,
             vocab_size,
-        }
+        })
     }
 
     /// Queues `request`; its events arrive on the returned channel. Dropping the receiver

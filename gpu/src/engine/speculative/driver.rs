@@ -1,16 +1,12 @@
-//! The speculative decode loop over a lockstep batch: each step the proposer drafts a token per
-//! row, the main model runs every row's newest token and its draft in one forward pass, and the
-//! verifier keeps, per row, the drafts that pass plus one token from the target. Rows that keep
-//! fewer columns than the batch's longest get holes in both caches, so every row attends exactly
-//! to its accepted tokens.
+//! The speculative decode loop over a lockstep batch: prefill, then [`Drafting::step`] until
+//! every row has stopped.
 
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use crucible_types::sampling::Speculative;
 
-use super::backoff::Backoff;
 use super::metrics::SpeculativeMetrics;
 use super::proposer::MtpProposer;
-use super::verifier::{Verdict, verify_greedy, verify_sampled};
+use super::step::Drafting;
 use crate::engine::generate::{
     FILLER_TOKEN, GenerateError, GeneratedSequence, GenerationObserver, GenerationRequest, Row,
     abort, generate_observed, left_padded_prompts, model_stop_ids, prefill_cache, validate,
@@ -57,12 +53,12 @@ pub fn generate_speculative(
     }
     Ok(SpeculativeOutput {
         sequences: batch.rows.into_iter().map(|r| r.out).collect(),
-        metrics: batch.metrics,
+        metrics: batch.drafting.metrics,
     })
 }
 
 /// Refuses a draft length the checkpoint's MTP layers (or this engine) cannot serve.
-fn check_drafting(model: &MimoModel, k: usize) -> Result<(), ModelError> {
+pub(in crate::engine) fn check_drafting(model: &MimoModel, k: usize) -> Result<(), ModelError> {
     let layers = model.num_mtp_layers();
     if k > layers {
         return Err(ModelError::Invalid(format!(
@@ -77,24 +73,15 @@ fn check_drafting(model: &MimoModel, k: usize) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// A draft for one row: its tokens and, for sampled rows, the distribution each was drawn from.
-struct Draft {
-    tokens: Vec<u32>,
-    probs: Vec<Vec<f32>>,
-}
-
 /// A lockstep batch decoding speculatively.
 struct SpeculativeBatch<'m, 't> {
     model: &'m MimoModel,
     requests: &'m [GenerationRequest],
     rows: Vec<Row<'t>>,
     cache: KvCache,
-    proposer: MtpProposer,
-    backoff: Backoff,
+    drafting: Drafting,
     /// Each row's newest token, fed at the next step.
     last: Vec<u32>,
-    k: usize,
-    metrics: SpeculativeMetrics,
 }
 
 impl<'m, 't> SpeculativeBatch<'m, 't> {
@@ -115,11 +102,8 @@ impl<'m, 't> SpeculativeBatch<'m, 't> {
                 .map(|r| Row::new(r, &model_eos, tokenizer))
                 .collect(),
             cache,
-            proposer,
-            backoff: Backoff::new(requests.len()),
+            drafting: Drafting::new(proposer, requests.len(), k),
             last: vec![FILLER_TOKEN; requests.len()],
-            k,
-            metrics: SpeculativeMetrics::new(k),
         })
     }
 
@@ -154,7 +138,8 @@ impl<'m, 't> SpeculativeBatch<'m, 't> {
             next.extend(&prompts[index][1..]);
             next.push(self.last[index]);
         }
-        self.proposer
+        self.drafting
+            .proposer
             .record(hidden, next, vec![width; self.rows.len()])?;
         Ok(true)
     }
@@ -168,146 +153,15 @@ impl<'m, 't> SpeculativeBatch<'m, 't> {
             abort(self.rows.iter_mut());
             return Ok(false);
         }
-        let drafts = if self.backoff.should_draft() {
-            self.draft()?
-        } else {
-            self.rows.iter().map(|_| None).collect()
-        };
-        let width = if drafts.iter().any(Option::is_some) {
-            1 + self.k
-        } else {
-            1
-        };
-        let mut input = Vec::with_capacity(self.rows.len() * width);
-        for (last, draft) in self.last.iter().zip(&drafts) {
-            input.push(*last);
-            match draft {
-                Some(d) => input.extend(&d.tokens),
-                None => input.extend(std::iter::repeat_n(FILLER_TOKEN, width - 1)),
-            }
-        }
-        let input = Tensor::from_vec(input, (self.rows.len(), width), self.model.device())?;
-        let start = self.cache.len();
-        let hidden = self.model.forward_hidden(&input, &mut self.cache)?;
-        let logits = self
-            .model
-            .logits(&hidden)?
-            .to_dtype(DType::F32)?
-            .to_vec3::<f32>()?;
-
-        let accepted_before = self.metrics.accepted_tokens();
-        let mut emitted = Vec::with_capacity(self.rows.len());
-        let mut proposed = 0;
-        for (index, draft) in drafts.iter().enumerate() {
-            emitted.push(self.verify(index, &logits[index], draft.as_ref(), observer)?);
-            if let Some(d) = draft {
-                proposed += d.tokens.len();
-                self.metrics.drafts += 1;
-                self.metrics.draft_tokens += d.tokens.len();
-            }
-        }
-        self.metrics.steps += 1;
-        if proposed > 0 {
-            self.metrics.drafting_steps += 1;
-            let accepted = self.metrics.accepted_tokens() - accepted_before;
-            self.backoff.observe(accepted, proposed);
-        }
-        self.keep_accepted(start, &hidden, &emitted)?;
+        let mut rows: Vec<&mut Row<'t>> = self.rows.iter_mut().collect();
+        self.drafting.step(
+            self.model,
+            &mut rows,
+            &mut self.last,
+            &mut self.cache,
+            observer,
+        )?;
         Ok(true)
-    }
-
-    /// Drafts for every unfinished row: greedy rows take the MTP argmax, sampled rows sample
-    /// the MTP distribution under their own parameters and RNG.
-    fn draft(&mut self) -> Result<Vec<Option<Draft>>, GenerateError> {
-        let logits = self.proposer.propose(self.model)?;
-        Ok(self
-            .rows
-            .iter_mut()
-            .zip(&logits)
-            .map(|(row, logits)| {
-                if row.done {
-                    return None;
-                }
-                let sampler = &mut row.sampler;
-                Some(if sampler.is_greedy() {
-                    Draft {
-                        tokens: vec![sampler.sample(logits).token],
-                        probs: Vec::new(),
-                    }
-                } else {
-                    let q = sampler.probabilities(logits);
-                    Draft {
-                        tokens: vec![sampler.draw(&q)],
-                        probs: vec![q],
-                    }
-                })
-            })
-            .collect())
-    }
-
-    /// Checks row `index`'s draft against the target logits of its columns and records what
-    /// the row emits: the accepted drafts, then a replacement or the bonus token. Returns the
-    /// emitted tokens (a finished row emits its filler).
-    fn verify(
-        &mut self,
-        index: usize,
-        logits: &[Vec<f32>],
-        draft: Option<&Draft>,
-        observer: &mut dyn GenerationObserver,
-    ) -> Result<Vec<u32>, GenerateError> {
-        let row = &mut self.rows[index];
-        if row.done {
-            return Ok(vec![FILLER_TOKEN]);
-        }
-        let mut out = Vec::new();
-        if let Some(d) = draft {
-            for (j, &token) in d.tokens.iter().enumerate() {
-                let verdict = if row.sampler.is_greedy() {
-                    verify_greedy(row.sampler.sample(&logits[j]).token, token)
-                } else {
-                    let p = row.sampler.probabilities(&logits[j]);
-                    verify_sampled(&p, &d.probs[j], token, || row.sampler.uniform())
-                };
-                let chosen = match verdict {
-                    Verdict::Accepted => {
-                        self.metrics.accepted_per_position[j] += 1;
-                        token
-                    }
-                    Verdict::Rejected { replacement } => replacement,
-                };
-                let logprob = row.sampler.logprob(&logits[j], chosen);
-                row.push(chosen, logprob, index, observer)?;
-                out.push(chosen);
-                if row.done || verdict != Verdict::Accepted {
-                    return Ok(out);
-                }
-            }
-        }
-        out.push(row.step(&logits[out.len()], index, observer)?);
-        Ok(out)
-    }
-
-    /// Keeps each row's emitted columns in the main cache (the rest of the step's columns become
-    /// that row's holes, and columns no row kept are dropped) and hands them to the proposer.
-    fn keep_accepted(
-        &mut self,
-        start: usize,
-        hidden: &Tensor,
-        emitted: &[Vec<u32>],
-    ) -> Result<(), GenerateError> {
-        let width = emitted.iter().map(Vec::len).max().unwrap_or(1);
-        let mut next = Vec::with_capacity(emitted.len() * width);
-        for (row, tokens) in emitted.iter().enumerate() {
-            self.cache.hide(row, start + tokens.len()..start + width);
-            next.extend(tokens);
-            next.extend(std::iter::repeat_n(FILLER_TOKEN, width - tokens.len()));
-            self.last[row] = *tokens.last().expect("a row emits at least one token");
-        }
-        self.cache.truncate(start + width);
-        let kept = emitted.iter().map(Vec::len).collect();
-        self.proposer
-            .record(hidden.narrow(1, 0, width)?, next, kept)?;
-        Ok(())
     }
 }
 
@@ -369,12 +223,12 @@ mod tests {
         let mut batch = SpeculativeBatch::new(&model, &tokenizer, &requests, 1).unwrap();
         assert!(batch.prefill(&mut ()).unwrap());
         while batch.step(&mut ()).unwrap() {}
-        let m = &batch.metrics;
+        let m = &batch.drafting.metrics;
         assert!(
             m.accepted_tokens() > 0 && m.accepted_tokens() < m.draft_tokens,
             "{m:?}"
         );
-        batch.proposer.propose(&model).unwrap(); // let the MTP cache catch up
+        batch.drafting.proposer.propose(&model).unwrap(); // let the MTP cache catch up
 
         for (row, prompt) in prompts.iter().enumerate() {
             let text: Vec<u32> = prompt
@@ -397,7 +251,9 @@ mod tests {
             model.mtp_logits(0, &hidden, &next, &mut plain_mtp).unwrap();
 
             let layers = (0..model.config().num_hidden_layers).map(|l| (&batch.cache, &plain, l));
-            for (spec, plain, layer) in layers.chain([(batch.proposer.cache(), &plain_mtp, 0)]) {
+            for (spec, plain, layer) in
+                layers.chain([(batch.drafting.proposer.cache(), &plain_mtp, 0)])
+            {
                 let (k, v) = spec.row_kv(layer, row).unwrap();
                 let (pk, pv) = plain.row_kv(layer, 0).unwrap();
                 let (k, v) = (k.narrow(1, 0, n).unwrap(), v.narrow(1, 0, n).unwrap());

@@ -7,9 +7,11 @@
 mod backoff;
 mod driver;
 mod metrics;
-mod proposer;
+pub(in crate::engine) mod proposer;
+pub(in crate::engine) mod step;
 pub mod verifier;
 
 pub use backoff::MAX_DRAFT_BATCH;
+pub(in crate::engine) use driver::check_drafting;
 pub use driver::{SpeculativeOutput, generate_speculative};
 pub use metrics::SpeculativeMetrics;

@@ -39,7 +39,7 @@ impl Recorded {
 }
 
 /// Drafts the token after each row's newest token from MTP layer 0.
-pub(super) struct MtpProposer {
+pub(in crate::engine) struct MtpProposer {
     cache: KvCache,
     recorded: VecDeque<Recorded>,
 }
@@ -51,6 +51,26 @@ impl MtpProposer {
             cache: model.new_mtp_cache(pads, capacity),
             recorded: VecDeque::new(),
         }
+    }
+
+    /// A proposer for a batch whose main cache is `main`, with none of its columns seen: it
+    /// drafts once it has recorded one forward pass (the serving engine starts one afresh each
+    /// time requests join or leave its batch; drafts only affect acceptance, never the output).
+    pub(in crate::engine) fn aligned_with(
+        model: &MimoModel,
+        main: &KvCache,
+    ) -> candle_core::Result<Self> {
+        let mut cache = model.new_mtp_cache(main.pads().to_vec(), main.len() + 1);
+        cache.skip(main.len())?;
+        Ok(Self {
+            cache,
+            recorded: VecDeque::new(),
+        })
+    }
+
+    /// Whether a main forward pass has been recorded since the last proposal (a draft needs one).
+    pub(in crate::engine) fn is_ready(&self) -> bool {
+        !self.recorded.is_empty()
     }
 
     /// Records the columns a main forward pass kept: `hidden` `(batch, width, hidden)`, the token
