@@ -236,15 +236,23 @@ async fn metrics_use_vllm_names_and_count_what_was_served() {
         completion_tokens += reply["usage"]["completion_tokens"].as_u64().unwrap();
     }
     assert_eq!(completion_tokens, 2 * (3 + 5 + 8));
-    // /metrics needs no token (Prometheus scrapes it).
-    let page = http
-        .get(format!("{}/metrics", served.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // /metrics needs no token (Prometheus scrapes it). The engine lowers its gauges right after
+    // the step that finished the last replies, so a scrape at once may still see them running.
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = http
+            .get(format!("{}/metrics", served.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if page.contains("vllm:num_requests_running{model_name=\"crucible-mimo-small\"} 0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let samples = parse_openmetrics(&python, &page);
     let model = [("model_name", MODEL_NAME)];
     let value = |name: &str| {
