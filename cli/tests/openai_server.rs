@@ -41,6 +41,17 @@ fn the_openai_client_works_against_the_server() {
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
 
+/// The server's `/metrics` page (it needs no token).
+async fn metrics_page(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
     let r = http
         .post(url)
@@ -240,14 +251,7 @@ async fn metrics_use_vllm_names_and_count_what_was_served() {
     // the step that finished the last replies, so a scrape at once may still see them running.
     let mut page = String::new();
     for _ in 0..50 {
-        page = http
-            .get(format!("{}/metrics", served.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        page = metrics_page(&http, &served.base).await;
         if page.contains("vllm:num_requests_running{model_name=\"crucible-mimo-small\"} 0") {
             break;
         }
@@ -303,14 +307,7 @@ async fn drafting_counts_its_drafts_and_leaves_greedy_output_unchanged() {
         a["choices"][0]["message"], b["choices"][0]["message"],
         "{a} vs {b}"
     );
-    let page = http
-        .get(format!("{}/metrics", drafting.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = metrics_page(&http, &drafting.base).await;
     let samples = parse_openmetrics(&python, &page);
     let model = [("model_name", MODEL_NAME)];
     let proposed =

@@ -67,6 +67,32 @@ fn hear(mut rx: UnboundedReceiver<ServingEvent>) -> Heard {
     heard
 }
 
+/// [`hear`] for a request whose first event `opening` was already received.
+fn hear_after(opening: ServingEvent, rx: UnboundedReceiver<ServingEvent>) -> Heard {
+    let mut h = hear(rx);
+    if let ServingEvent::Token { id, text, logprob } = opening {
+        h.tokens.insert(0, id);
+        h.text.insert_str(0, &text);
+        h.logprobs.splice(0..0, logprob);
+    }
+    h
+}
+
+/// What `request` generates alone, without the serving engine.
+fn alone(
+    model: &crucible_gpu::model::MimoModel,
+    tok: &Tokenizer,
+    request: ServingRequest,
+) -> crucible_gpu::engine::GeneratedSequence {
+    let request = GenerationRequest {
+        prompt_ids: request.prompt_ids,
+        params: request.params,
+    };
+    generate(model, tok, &[request], |_, _| {})
+        .unwrap()
+        .remove(0)
+}
+
 fn mixed(reference: &serde_json::Value, i: usize) -> ServingRequest {
     plain(
         prompt_ids(reference, i % 4),
@@ -95,27 +121,10 @@ fn requests_joining_a_running_batch_get_their_tokens_alone() {
     let late: Vec<_> = (5..9)
         .map(|i| engine.submit(mixed(&reference, i)).unwrap())
         .collect();
-    let mut heard = vec![{
-        let mut h = hear(first);
-        if let ServingEvent::Token { id, text, .. } = opening {
-            h.tokens.insert(0, id);
-            h.text.insert_str(0, &text);
-        }
-        h
-    }];
+    let mut heard = vec![hear_after(opening, first)];
     heard.extend(early.into_iter().chain(late).map(hear));
     for (i, h) in heard.iter().enumerate() {
-        let r = mixed(&reference, i);
-        let alone = generate(
-            &model,
-            &tok,
-            &[GenerationRequest {
-                prompt_ids: r.prompt_ids,
-                params: r.params,
-            }],
-            |_, _| {},
-        )
-        .unwrap();
+        let alone = [alone(&model, &tok, mixed(&reference, i))];
         assert_eq!(h.tokens, alone[0].token_ids, "request {i}");
         assert_eq!(h.text, alone[0].text, "request {i}");
         assert_eq!(h.finish, Some(alone[0].finish_reason), "request {i}");
@@ -337,29 +346,11 @@ fn drafting_leaves_greedy_output_unchanged_and_counts_its_drafts() {
     let second = engine.submit(request(1)).unwrap();
     let opening = first.blocking_recv().unwrap();
     let later: Vec<_> = (2..6).map(|i| engine.submit(request(i)).unwrap()).collect();
-    let mut heard = vec![{
-        let mut h = hear(first);
-        if let ServingEvent::Token { id, text, logprob } = opening {
-            h.tokens.insert(0, id);
-            h.text.insert_str(0, &text);
-            h.logprobs.splice(0..0, logprob);
-        }
-        h
-    }];
+    let mut heard = vec![hear_after(opening, first)];
     heard.extend(std::iter::once(second).chain(later).map(hear));
     let model = load();
     for (i, h) in heard.iter().enumerate() {
-        let r = request(i);
-        let alone = generate(
-            &model,
-            &tok,
-            &[GenerationRequest {
-                prompt_ids: r.prompt_ids,
-                params: r.params,
-            }],
-            |_, _| {},
-        )
-        .unwrap();
+        let alone = [alone(&model, &tok, request(i))];
         assert_eq!(h.tokens, alone[0].token_ids, "request {i}");
         assert_eq!(h.text, alone[0].text, "request {i}");
         assert_eq!(

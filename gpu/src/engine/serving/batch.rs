@@ -51,31 +51,19 @@ impl Live<'_> {
         let mut released = Released::default();
         let token = self.row.step(logits, 0, &mut released)?;
         self.last = token;
-        let logprob = self
-            .submission
-            .request
-            .logprobs
-            .map(|top| TokenLogprob::of(logits, token, top));
-        self.send(ServingEvent::Token {
-            id: token,
-            text: released.0,
-            logprob,
-        });
-        if self.row.done {
-            self.finish();
-        }
+        self.emit(&[token], &[logits], released.0);
         Ok(())
     }
 
-    /// Sends the tokens a speculative step emitted (`logits[j]` is what token `j` was chosen
-    /// from); the text they released rides on the last one.
-    fn emit(&mut self, tokens: &[u32], logits: &[Vec<f32>], mut text: String) {
+    /// Sends the tokens a step emitted (`logits[j]` is what token `j` was chosen from; the text
+    /// they released rides on the last one), and the end when the row finished.
+    fn emit<L: AsRef<[f32]>>(&mut self, tokens: &[u32], logits: &[L], mut text: String) {
         for (j, (&id, logits)) in tokens.iter().zip(logits).enumerate() {
             let logprob = self
                 .submission
                 .request
                 .logprobs
-                .map(|top| TokenLogprob::of(logits, id, top));
+                .map(|top| TokenLogprob::of(logits.as_ref(), id, top));
             let text = if j + 1 == tokens.len() {
                 std::mem::take(&mut text)
             } else {
